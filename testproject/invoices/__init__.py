@@ -1,0 +1,1 @@
+"""Invoices whose files are kept in PostgreSQL large objects."""

@@ -1,0 +1,104 @@
+"""Views of a user's own invoices: list, upload, replace, delete and download."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models.fields.files import FieldFile
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_safe
+
+from warehouse.views import db_serve
+
+from .forms import InvoiceForm, ReplaceFileForm
+from .models import Invoice
+
+
+def _size(file: FieldFile) -> int | None:
+    """The size of a stored file, or None when there is none (or its object is gone)."""
+    if not file:
+        return None
+    try:
+        return file.size
+    except FileNotFoundError:
+        # An object unlinked behind Django's back must not break the whole list.
+        return None
+
+
+@login_required
+@require_safe
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    """List the invoices of the user who is logged in."""
+    invoices = Invoice.objects.filter(owner=request.user)
+    rows = [(invoice, _size(invoice.data)) for invoice in invoices]
+    return render(request, "invoices/list.html", {"rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_upload(request: HttpRequest) -> HttpResponse:
+    """Create an invoice with its file."""
+    posted = request.method == "POST"
+    form = InvoiceForm(request.POST, request.FILES) if posted else InvoiceForm()
+    if posted and form.is_valid():
+        form.instance.owner = request.user
+        # The large object and the row commit together or not at all.
+        with transaction.atomic():
+            invoice = form.save()
+        messages.success(request, f"Uploaded {invoice} as {invoice.data.name}.")
+        return redirect("invoices:list")
+    return render(request, "invoices/form.html", {"form": form, "title": "Upload an invoice"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_replace(request: HttpRequest, pk: int) -> HttpResponse:
+    """Give an invoice another file; the signal unlinks the old one."""
+    invoice = get_object_or_404(Invoice, pk=pk, owner=request.user)
+    old_name = invoice.data.name if invoice.data else None
+    posted = request.method == "POST"
+    if posted:
+        form = ReplaceFileForm(request.POST, request.FILES, instance=invoice)
+    else:
+        form = ReplaceFileForm(instance=invoice)
+    if posted and form.is_valid():
+        # Creating the new object and unlinking the old one is a single transaction.
+        with transaction.atomic():
+            form.save()
+        messages.success(request, f"Replaced {old_name} by {invoice.data.name} in {invoice}.")
+        return redirect("invoices:list")
+    context = {"form": form, "title": f"Replace the file of {invoice}", "invoice": invoice}
+    return render(request, "invoices/form.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask for confirmation, then delete an invoice; the signal unlinks its file."""
+    invoice = get_object_or_404(Invoice, pk=pk, owner=request.user)
+    if request.method == "POST":
+        name = str(invoice)
+        # The row and its large object go together.
+        with transaction.atomic():
+            invoice.delete()
+        messages.success(request, f"Deleted {name}.")
+        return redirect("invoices:list")
+    return render(request, "invoices/confirm_delete.html", {"invoice": invoice})
+
+
+@login_required
+def large_object_serve(request: HttpRequest, filename: str) -> HttpResponseBase:
+    """Serve an invoice's `data` file to its owner only (the README's example)."""
+    if not Invoice.objects.filter(owner=request.user, data=filename).exists():
+        return HttpResponseForbidden()
+    return db_serve(request, filename)
+
+
+@login_required
+def or_just_so_serve(request: HttpRequest, filename: str) -> HttpResponseBase:
+    """Serve an invoice's `or_just_so` file to its owner only."""
+    if not Invoice.objects.filter(owner=request.user, or_just_so=filename).exists():
+        return HttpResponseForbidden()
+    return db_serve(request, filename)

@@ -1,0 +1,54 @@
+"""Fixtures that look at PostgreSQL directly, not through the code under test."""
+
+import pytest
+from django.db import connections
+
+
+class SimulatedError(Exception):
+    """Raised by a test to make a block fail."""
+
+
+def large_object_oids(using: str = "default") -> set[int]:
+    """Every large object in the database, from the catalog."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT oid FROM pg_largeobject_metadata")
+        return {oid for (oid,) in cursor.fetchall()}
+
+
+def large_object_content(loid: int, using: str = "default") -> bytes:
+    """An object's bytes, read by the server's own lo_get (not by the code under test)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT lo_get(%s)", [loid])
+        return bytes(cursor.fetchone()[0])
+
+
+def transaction_state(using: str = "default") -> tuple:
+    """What Django knows about the connection's transaction, to compare before and after."""
+    connection = connections[using]
+    return (
+        connection.get_autocommit(),
+        connection.in_atomic_block,
+        list(connection.savepoint_ids),
+        len(connection.atomic_blocks),
+        connection.needs_rollback,
+    )
+
+
+def server_in_transaction(using: str = "default") -> bool:
+    """Whether PostgreSQL itself sees a transaction open on the connection."""
+    import psycopg2.extensions
+
+    raw = connections[using].connection
+    return raw.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+@pytest.fixture
+def make_object(django_db_blocker):
+    """Create a committed large object with the given bytes; return its oid."""
+
+    def make(content: bytes = b"") -> int:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT lo_from_bytea(0, %s)", [content])
+            return cursor.fetchone()[0]
+
+    return make

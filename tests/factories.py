@@ -1,0 +1,42 @@
+"""factory-boy factories for the test models and stored files."""
+
+import factory
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+
+from tests.models import Contract, Invoice
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("secret")
+
+
+class UploadFactory(factory.Factory):
+    """An uploaded file: a name with an extension and some bytes."""
+
+    class Meta:
+        model = ContentFile
+
+    content = factory.Sequence(lambda n: f"%PDF-1.7 invoice number {n}\n".encode())
+    name = factory.Sequence(lambda n: f"uploads/invoice-{n}.pdf")
+
+
+class InvoiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Invoice
+
+    owner = factory.SubFactory(UserFactory)
+    data = factory.django.FileField(filename="invoice.pdf", data=b"%PDF-1.7 an invoice\n")
+
+
+class ContractFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contract
+
+    title = factory.Sequence(lambda n: f"contract {n}")
+    document = factory.django.FileField(filename="contract.pdf", data=b"%PDF-1.7 a contract\n")

@@ -1,0 +1,45 @@
+"""The seed's Invoice model and signals, exactly as the README shows them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.signals import post_delete, post_init, post_save
+from django.dispatch import receiver
+
+from warehouse.fields import DbFileField
+from warehouse.storage import DbFileStorage
+
+
+class Invoice(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    data = DbFileField(null=True, blank=True)
+    or_just_so = models.FileField(storage=DbFileStorage("/invoice"), null=True, blank=True)
+
+
+@receiver(post_init, sender=Invoice)
+def user_file_initialized(sender, instance: Invoice, **kwargs):
+    instance._lo_prev_state = {
+        "data": instance.data.name if instance.data else None,
+    }
+
+
+@receiver(post_save, sender=Invoice)
+def user_file_saved(sender, instance: Invoice, created: bool, **kwargs):
+    # this is safe because large objects support transactions
+    if not created and hasattr(instance, "_lo_prev_state"):
+        state = instance._lo_prev_state
+        if state.get("data"):
+            instance.data.storage.delete(state["data"])
+
+
+@receiver(post_delete, sender=Invoice)
+def user_file_deleted(sender, instance: Invoice, **kwargs):
+    # this is safe because large objects support transactions
+    if instance.data:
+        instance.data.storage.delete(instance.data.name)
+
+
+class Contract(models.Model):
+    """A model with no signals, for the field on its own."""
+
+    title = models.CharField(max_length=100, blank=True)
+    document = DbFileField(blank=True)

@@ -1,0 +1,19 @@
+"""App configuration: registers the system checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+
+
+class WarehouseConfig(AppConfig):
+    """The warehouse app."""
+
+    name = "warehouse"
+    verbose_name = "Warehouse"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from warehouse.checks import check_databases
+
+        checks.register(check_databases)

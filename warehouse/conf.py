@@ -1,0 +1,43 @@
+"""Settings of warehouse, read when used so that ``override_settings`` works."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+
+
+class WarehouseSettings:
+    """Lazy view of the ``WAREHOUSE_*`` settings with their defaults."""
+
+    @property
+    def WAREHOUSE_DB_FOR_READ(self) -> str:  # noqa: N802 - named like the setting
+        return getattr(settings, "WAREHOUSE_DB_FOR_READ", DEFAULT_DB_ALIAS)
+
+    @property
+    def WAREHOUSE_DB_FOR_WRITE(self) -> str:  # noqa: N802
+        return getattr(settings, "WAREHOUSE_DB_FOR_WRITE", DEFAULT_DB_ALIAS)
+
+    @property
+    def WAREHOUSE_BASE_URL(self) -> str:  # noqa: N802
+        return getattr(settings, "WAREHOUSE_BASE_URL", "/warehouse/")
+
+
+conf = WarehouseSettings()
+
+
+def alias_for_reading() -> str:
+    """Return the alias to read from.
+
+    Reads normally go to ``WAREHOUSE_DB_FOR_READ``. Inside an atomic block on
+    the write alias they go there too: a file saved in the current
+    transaction is invisible to any other connection until it commits.
+    """
+    write_alias = conf.WAREHOUSE_DB_FOR_WRITE
+    if write_alias in connections and connections[write_alias].in_atomic_block:
+        return write_alias
+    return conf.WAREHOUSE_DB_FOR_READ
+
+
+def alias_for_writing() -> str:
+    """Return the alias that creates, writes and unlinks objects."""
+    return conf.WAREHOUSE_DB_FOR_WRITE

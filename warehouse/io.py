@@ -1,0 +1,429 @@
+"""File objects over PostgreSQL large objects, through psycopg2's ``connection.lobject()``.
+
+``DbFileIO`` is a raw binary file in the sense of Python's ``io`` module:
+wrap it in ``io.BufferedReader``/``BufferedWriter``/``BufferedRandom`` and
+``io.TextIOWrapper`` (or call :func:`open_large_object`, which does that the
+way the built-in ``open()`` does) for buffering and text.
+
+Transactions: a descriptor lives only inside a transaction. Inside
+``transaction.atomic(using=...)`` a file is part of the caller's
+transaction; in autocommit the files on one connection share a transaction
+that ends when the last of them closes. :mod:`warehouse.transactions` says
+exactly how.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import operator
+import warnings
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from warehouse import transactions
+from warehouse.conf import alias_for_reading, alias_for_writing
+
+MAX_OID = 2**32 - 1
+# PostgreSQL's limit: 2**31 pages of LOBLKSIZE (2 KiB) bytes.
+MAX_SIZE = 4 * 1024**4  # bytes
+# The server refuses a single lo_read of 1 GiB or more; reads are cut well below.
+MAX_READ = 64 * 1024**2  # bytes
+# Large enough that a round trip per read costs little, small enough to hold in memory.
+CHUNK_SIZE = 1024**2  # bytes
+# What open_large_object() buffers; Django reads in 64 KiB chunks, a round trip each without it.
+DEFAULT_BUFFER_SIZE = 256 * 1024  # bytes
+
+_MODE_LETTERS = frozenset("rwax")
+_ENDED_TRANSACTION = ("lobject isn't valid anymore", "can't use a lobject outside of transactions")
+
+
+def _parse_mode(mode: str) -> tuple[bool, bool, str]:
+    """Return (readable, writable, letter) for a binary mode like ``open()``'s."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be str, not {type(mode).__name__}")
+    chars = set(mode)
+    letters = chars & _MODE_LETTERS
+    if "t" in chars:
+        raise ValueError(f"DbFileIO is binary; wrap it in io.TextIOWrapper for mode {mode!r}")
+    if len(chars) != len(mode) or not chars <= {"r", "w", "a", "x", "b", "+"} or len(letters) != 1:
+        raise ValueError(f"invalid mode: {mode!r}")
+    if "b" not in chars:
+        raise ValueError(f"DbFileIO needs a binary mode ('{mode}b'), not {mode!r}")
+    (letter,) = letters
+    plus = "+" in chars
+    return letter == "r" or plus, letter != "r" or plus, letter
+
+
+def validate_loid(loid: Any) -> int:
+    """Return ``loid`` as an int in PostgreSQL's oid range, 0 meaning "a new object".
+
+    psycopg2 wraps out-of-range values silently (-1 becomes 4294967295,
+    2**32 + 12 becomes 12), so nothing else may reach it.
+    """
+    if loid is None:
+        return 0
+    if isinstance(loid, bool):
+        raise TypeError("loid must be an int, not bool")
+    try:
+        loid = operator.index(loid)
+    except TypeError:
+        raise TypeError(f"loid must be an int, not {type(loid).__name__}") from None
+    if not 0 <= loid <= MAX_OID:
+        raise ValueError(f"loid must be between 0 and {MAX_OID}, not {loid}")
+    return loid
+
+
+def database_connection(using: str) -> BaseDatabaseWrapper:
+    """Return the Django connection for ``using``, refusing any that has no ``lobject()``."""
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg2":
+        raise ImproperlyConfigured(
+            f"warehouse needs PostgreSQL through psycopg2, but database {using!r} uses "
+            f"{connection.vendor} through {connection.Database.__name__}; "
+            "run 'manage.py check' for the fix."
+        )
+    return connection
+
+
+def large_object_exists(connection: BaseDatabaseWrapper, loid: int) -> bool:
+    """Whether ``loid`` names a large object, asked without aborting the transaction.
+
+    A failed ``lo_open`` aborts the whole transaction (the caller's too), so
+    the catalog is asked first; it is readable by every role.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM pg_largeobject_metadata WHERE oid = %s)", [loid])
+        return cursor.fetchone()[0]
+
+
+def unlink_large_object(loid: int, using: str | None = None) -> bool:
+    """Unlink ``loid`` in the current transaction; return whether it existed."""
+    connection = database_connection(using or alias_for_writing())
+    lease = transactions.lease(connection)
+    try:
+        if not large_object_exists(connection, loid):
+            return False
+        with connection.wrap_database_errors:
+            # Mode "n" makes the lobject without opening a descriptor.
+            connection.connection.lobject(loid, "n").unlink()
+        return True
+    except BaseException:
+        lease.release(failed=True)
+        raise
+    finally:
+        lease.release()
+
+
+class DbFileIO(io.RawIOBase):
+    """A raw binary file over one PostgreSQL large object."""
+
+    # Class-level defaults keep close() and __del__ safe after a failed __init__.
+    _lobject: Any = None
+    _lease: transactions.Lease | None = None
+    _connection: BaseDatabaseWrapper | None = None
+    _loid = 0
+    _pos = 0
+    _readable = False
+    _writable = False
+    _appending = False
+    _failed = False
+    mode = ""
+    name = ""
+
+    def __init__(
+        self,
+        loid: int | None = 0,
+        mode: str = "rb",
+        name: str | None = None,
+        using: str | None = None,
+    ) -> None:
+        readable, writable, letter = _parse_mode(mode)
+        loid = validate_loid(loid)
+        if loid == 0 and letter == "r":
+            raise ValueError(f"mode {mode!r} needs an existing object; loid 0 only creates one")
+        using = using or (alias_for_writing() if writable else alias_for_reading())
+        connection = database_connection(using)
+        self.mode = mode
+        self._readable, self._writable = readable, writable
+        self._appending = letter == "a"
+        self._connection = connection
+        self._lease = transactions.lease(connection)
+        try:
+            self._lobject = self._open(loid, letter, writable)
+            self._loid = self._lobject.oid
+            if letter == "w" and loid:
+                self._call(self._lobject.truncate, 0)
+            elif self._appending:
+                self._pos = self._call(self._lobject.seek, 0, io.SEEK_END)
+        except BaseException:
+            self._failed = True
+            self.close()
+            raise
+        self.name = name if name is not None else str(self._loid)
+
+    def _open(self, loid: int, letter: str, writable: bool) -> Any:
+        connection = self._connection
+        exists = bool(loid) and large_object_exists(connection, loid)
+        if letter == "x" and exists:
+            raise FileExistsError(errno.EEXIST, "Large object exists", str(loid))
+        if loid and letter != "x" and not exists:
+            raise FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+        # Always binary: psycopg2's text mode decodes each read on its own and
+        # can split a UTF-8 character. "w" is INV_WRITE, which reads too.
+        with connection.wrap_database_errors:
+            if exists:
+                return connection.connection.lobject(loid, "wb" if writable else "rb")
+            return connection.connection.lobject(0, "wb", new_oid=loid)
+
+    # -- the state every operation checks first -------------------------------
+
+    @property
+    def loid(self) -> int:
+        """The oid of the large object."""
+        return self._loid
+
+    def _check_usable(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if self._lease is not None and self._lease.doomed:
+            raise OSError(
+                errno.EIO,
+                f"large object {self._loid}: the transaction it shares with another "
+                "file was doomed by that file's failure and will be rolled back",
+            )
+
+    def _check_readable_now(self) -> None:
+        self._check_usable()
+        if not self._readable:
+            raise io.UnsupportedOperation("File not open for reading")
+
+    def _check_writable_now(self) -> None:
+        self._check_usable()
+        if not self._writable:
+            raise io.UnsupportedOperation("File not open for writing")
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        """Call an lobject method, in Django's error types, noticing an ended transaction."""
+        try:
+            with self._connection.wrap_database_errors:
+                return method(*args)
+        except DatabaseError as exc:
+            # psycopg2's words for a descriptor whose transaction is over.
+            if any(words in str(exc) for words in _ENDED_TRANSACTION):
+                raise ValueError(
+                    f"large object {self._loid}: the transaction it was opened in has ended; "
+                    "open it again"
+                ) from exc
+            raise
+
+    # -- io.RawIOBase ---------------------------------------------------------
+
+    def readable(self) -> bool:
+        self._check_usable()
+        return self._readable
+
+    def writable(self) -> bool:
+        self._check_usable()
+        return self._writable
+
+    def seekable(self) -> bool:
+        self._check_usable()
+        return True
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("a large object has no file descriptor")
+
+    def isatty(self) -> bool:
+        self._check_usable()
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes in one round trip; everything when negative."""
+        self._check_readable_now()
+        if size is None or size < 0:
+            return self.readall()
+        if size == 0:
+            return b""
+        data = self._call(self._lobject.read, min(size, MAX_READ))
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        """Read to the end, in chunks the server accepts."""
+        self._check_readable_now()
+        chunks = []
+        while data := self._call(self._lobject.read, CHUNK_SIZE):
+            chunks.append(data)
+            self._pos += len(data)
+        return b"".join(chunks)
+
+    def readinto(self, buffer: Any) -> int:
+        self._check_readable_now()
+        view = memoryview(buffer).cast("B")
+        if not view:
+            return 0
+        data = self._call(self._lobject.read, min(len(view), MAX_READ))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def write(self, data: Any) -> int:
+        self._check_writable_now()
+        # lobject.write() accepts bytes only, not memoryview or bytearray.
+        data = bytes(data)
+        if not data:
+            return 0
+        if self._appending:
+            self._pos = self._call(self._lobject.seek, 0, io.SEEK_END)
+        if self._pos + len(data) > MAX_SIZE:
+            raise OSError(errno.EFBIG, "File too large", self.name)
+        written = self._call(self._lobject.write, data)
+        self._pos += written
+        return written
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_usable()
+        offset = operator.index(offset)
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._pos + offset
+        elif whence == io.SEEK_END:
+            if 0 <= offset <= MAX_SIZE:
+                self._pos = self._call(self._lobject.seek, offset, io.SEEK_END)
+                return self._pos
+            target = self._end() + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        # A negative or huge position is an error on the server, which aborts the transaction.
+        if not 0 <= target <= MAX_SIZE:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if target != self._pos:
+            self._pos = self._call(self._lobject.seek, target, io.SEEK_SET)
+        return self._pos
+
+    def tell(self) -> int:
+        self._check_usable()
+        return self._pos
+
+    def truncate(self, size: int | None = None) -> int:
+        self._check_writable_now()
+        size = self._pos if size is None else operator.index(size)
+        if not 0 <= size <= MAX_SIZE:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        self._call(self._lobject.truncate, size)
+        return size
+
+    @property
+    def size(self) -> int:
+        """The length in bytes, found without moving the position."""
+        self._check_usable()
+        return self._end()
+
+    def _end(self) -> int:
+        end = self._call(self._lobject.seek, 0, io.SEEK_END)
+        self._call(self._lobject.seek, self._pos, io.SEEK_SET)
+        return end
+
+    # -- ending ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the descriptor, then end the transaction if files started it."""
+        if self.closed:
+            return
+        try:
+            super().close()
+            if self._lobject is not None:
+                # A no-op when the transaction has already ended under the file.
+                with self._connection.wrap_database_errors:
+                    self._lobject.close()
+        finally:
+            self._lobject = None
+            if self._lease is not None:
+                self._lease.release(failed=self._failed)
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        # A half-written object must not persist: roll back what this file wrote.
+        if exc_type is not None and self._writable:
+            self._failed = True
+        self.close()
+
+    def __del__(self) -> None:
+        if self._lobject is not None and not self.closed:
+            warnings.warn(
+                f"unclosed large object {self!r}", ResourceWarning, stacklevel=2, source=self
+            )
+        # Nothing can be raised from a finalizer.
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
+
+
+def open_large_object(
+    loid: int | None = 0,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    *,
+    name: str | None = None,
+    using: str | None = None,
+) -> Any:
+    """Open a large object the way the built-in ``open()`` opens a file.
+
+    Returns a buffered binary file for binary modes and a ``TextIOWrapper``
+    for text modes, over a :class:`DbFileIO`; ``buffering=0`` returns the raw
+    file itself.
+    """
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be str, not {type(mode).__name__}")
+    text = "b" not in mode
+    if text and "t" in mode:
+        mode = mode.replace("t", "")
+    elif "t" in mode:
+        raise ValueError("can't have text and binary mode at once")
+    raw = DbFileIO(loid, mode if not text else mode + "b", name=name, using=using)
+    try:
+        return _layer(raw, text, buffering, encoding, errors, newline)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _layer(
+    raw: DbFileIO,
+    text: bool,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+) -> Any:
+    line_buffering = buffering == 1
+    if buffering == 0:
+        if text:
+            raise ValueError("can't have unbuffered text I/O")
+        return raw
+    if not text and (encoding or errors or newline):
+        raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    if buffering < 0 or buffering == 1:
+        buffering = DEFAULT_BUFFER_SIZE
+    if raw.readable() and raw.writable():
+        buffer: Any = io.BufferedRandom(raw, buffering)
+    elif raw.writable():
+        buffer = io.BufferedWriter(raw, buffering)
+    else:
+        buffer = io.BufferedReader(raw, buffering)
+    if not text:
+        return buffer
+    wrapper = io.TextIOWrapper(buffer, encoding or "utf-8", errors, newline, line_buffering)
+    wrapper.mode = raw.mode.replace("b", "")
+    return wrapper

@@ -1,0 +1,193 @@
+"""A Django ``Storage`` that keeps each file in a PostgreSQL large object.
+
+A stored file is named ``<oid><ext>``: the oid of its large object and the
+extension of the name it was uploaded with (``"a/report.PDF"`` is saved as
+``"16384.PDF"``). The server picks the oid, so ``upload_to`` and
+``get_available_name`` never change a name and saving needs no ``exists()``
+round trip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import IO, Any
+from urllib.parse import urljoin
+
+from django.core.files.base import File
+from django.core.files.storage import Storage
+from django.db import DatabaseError, connections, transaction
+from django.utils.deconstruct import deconstructible
+from django.utils.encoding import filepath_to_uri
+
+from warehouse.conf import alias_for_reading, alias_for_writing, conf
+from warehouse.io import (
+    CHUNK_SIZE,
+    DbFileIO,
+    database_connection,
+    large_object_exists,
+    open_large_object,
+    unlink_large_object,
+    validate_loid,
+)
+
+__all__ = ["DbFile", "DbFileIO", "DbFileStorage", "db_file_storage", "oid_of"]
+
+# The oid without leading zeros (one name per object), then what splitext() calls
+# the extension. Anything else is not a name this storage gave out.
+_NAME = re.compile(r"(?P<oid>[1-9][0-9]{0,9})(?P<ext>\.[^./\\\x00]*)?")
+# An oid has at most 10 digits; names must fit a FileField's max_length.
+_OID_DIGITS = 10
+_UNSAFE_IN_EXTENSION = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def oid_of(name: str) -> int:
+    """Return the oid a storage name refers to; ``FileNotFoundError`` for any other string."""
+    match = _NAME.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise FileNotFoundError(f"{name!r} is not the name of a large object")
+    loid = int(match["oid"])
+    try:
+        return validate_loid(loid)
+    except ValueError:
+        raise FileNotFoundError(f"{name!r} is not the name of a large object") from None
+
+
+def extension_of(name: str) -> str:
+    """The extension to keep from an uploaded name, stripped of what a URL or shell would mind."""
+    ext = os.path.splitext(os.path.basename(name))[1]
+    ext = _UNSAFE_IN_EXTENSION.sub("", ext[1:])
+    return f".{ext}" if ext else ""
+
+
+class DbFile(File):
+    """A Django ``File`` over a large object.
+
+    ``size`` comes from the object itself: Django's ``File`` would otherwise
+    fall back to ``os.path.getsize(name)`` and stat a local file that happens
+    to share the name. ``open()`` on a closed one reopens the object, never a
+    local path.
+    """
+
+    def __init__(self, file: IO[Any], name: str, storage: DbFileStorage) -> None:
+        super().__init__(file, name)
+        self._storage = storage
+        self.mode = getattr(file, "mode", "rb")
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        if self.file.writable():
+            self.file.flush()
+        return _raw(self.file).size
+
+    def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> DbFile:
+        if not self.closed:
+            self.seek(0)
+        else:
+            self.file = self._storage.open(self.name, mode or self.mode).file
+        return self
+
+
+def _raw(file: Any) -> DbFileIO:
+    while not isinstance(file, DbFileIO):
+        file = getattr(file, "buffer", None) or file.raw
+    return file
+
+
+@deconstructible(path="warehouse.storage.DbFileStorage")
+class DbFileStorage(Storage):
+    """Store files as PostgreSQL large objects, in the caller's transaction."""
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self._base_url = base_url
+
+    @property
+    def base_url(self) -> str:
+        """Where the files are served; ``WAREHOUSE_BASE_URL`` unless given."""
+        base_url = self._base_url if self._base_url is not None else conf.WAREHOUSE_BASE_URL
+        return base_url if base_url.endswith("/") else base_url + "/"
+
+    # -- writing --------------------------------------------------------------
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        """Return ``name``: the oid makes every saved name unique."""
+        if max_length is not None and _OID_DIGITS + len(extension_of(name)) > max_length:
+            # Keep what fits of the extension rather than refuse the upload.
+            head, ext = os.path.splitext(name)
+            return head + ext[: max(0, max_length - _OID_DIGITS)]
+        return name
+
+    def _save(self, name: str, content: File) -> str:
+        using = alias_for_writing()
+        # A failure part-way rolls the new object back with everything else.
+        with (
+            transaction.atomic(using=using),
+            open_large_object(0, "wb", using=using) as destination,
+        ):
+            for chunk in content.chunks(CHUNK_SIZE):
+                destination.write(chunk)
+            loid = destination.raw.loid
+        return f"{loid}{extension_of(name)}"
+
+    def delete(self, name: str) -> None:
+        """Unlink the object in the current transaction; a missing name is no error."""
+        if not name:
+            raise ValueError("The name must be given to delete().")
+        try:
+            loid = oid_of(name)
+        except FileNotFoundError:
+            return
+        using = alias_for_writing()
+        try:
+            # A savepoint when nested: losing a race with another delete must
+            # not abort the caller's transaction.
+            with transaction.atomic(using=using):
+                unlink_large_object(loid, using=using)
+        except DatabaseError:
+            if large_object_exists(database_connection(using), loid):
+                raise
+
+    # -- reading --------------------------------------------------------------
+
+    def _open(self, name: str, mode: str = "rb") -> DbFile:
+        loid = oid_of(name)
+        writing = any(letter in mode for letter in "wax+")
+        using = alias_for_writing() if writing else alias_for_reading()
+        return DbFile(open_large_object(loid, mode, name=name, using=using), name, self)
+
+    def exists(self, name: str) -> bool:
+        try:
+            loid = oid_of(name)
+        except FileNotFoundError:
+            return False
+        return large_object_exists(database_connection(alias_for_reading()), loid)
+
+    def size(self, name: str) -> int:
+        with DbFileIO(oid_of(name), "rb", name=name, using=alias_for_reading()) as file:
+            return file.size
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        """List every large object by oid: names carry no directories."""
+        if path.strip("/.") != "":
+            raise FileNotFoundError(f"{path!r}: large objects are not kept in directories")
+        with connections[alias_for_reading()].cursor() as cursor:
+            cursor.execute("SELECT oid FROM pg_largeobject_metadata ORDER BY oid")
+            return [], [str(oid) for (oid,) in cursor.fetchall()]
+
+    def url(self, name: str | None) -> str:
+        url = filepath_to_uri(name)
+        if url is not None:
+            url = url.lstrip("/")
+        return urljoin(self.base_url, url)
+
+    def get_accessed_time(self, name: str) -> Any:
+        raise NotImplementedError("PostgreSQL keeps no access time for large objects.")
+
+    def get_created_time(self, name: str) -> Any:
+        raise NotImplementedError("PostgreSQL keeps no creation time for large objects.")
+
+    def get_modified_time(self, name: str) -> Any:
+        raise NotImplementedError("PostgreSQL keeps no modification time for large objects.")
+
+
+db_file_storage = DbFileStorage()
