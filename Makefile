@@ -38,7 +38,7 @@ demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 with an
 .PHONY: matrix
 matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10 and Django 6.1 / Python 3.13 (nox)
 	$(BIN)/python -m pip install --quiet nox
-	$(BIN)/nox
+	$(BIN)/nox $(NOX_ARGS)
 
 .PHONY: bench
 bench: $(BIN)/.installed ## measure memory and speed of the storage against baselines

@@ -4,7 +4,7 @@ import gc
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import Error, connection, connections, transaction
 
 from tests.conftest import (
     SimulatedError,
@@ -207,3 +207,29 @@ def test_the_connection_is_usable_after_a_file_in_autocommit():
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+def terminate_backend_of(using: str) -> None:
+    """Kill the server process behind a connection, as a network failure would."""
+    pid = connections[using].connection.info.backend_pid
+    with connections["replica"].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_dropped_connection_is_a_database_error_and_commits_nothing():
+    with pytest.raises(Error), DbFileIO(0, "wb") as file:
+        file.write(b"written before the drop")
+        terminate_backend_of("default")
+        file.write(b"more")
+    connection.close_if_unusable_or_obsolete()
+    assert file.loid not in large_object_oids()
+
+
+def test_closing_a_file_whose_connection_dropped_says_so():
+    file = DbFileIO(0, "wb")
+    terminate_backend_of("default")
+    with pytest.raises(Error):
+        file.close()
+    assert file.closed
+    connection.close_if_unusable_or_obsolete()
+    assert transaction_state() == AUTOCOMMIT

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
+from django.db import Error as DBAPIError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from warehouse import transactions
@@ -342,10 +343,22 @@ class DbFileIO(io.RawIOBase):
                 # A no-op when the transaction has already ended under the file.
                 with self._connection.wrap_database_errors:
                     self._lobject.close()
+        except DBAPIError:
+            # Rolling back anyway: a connection too broken to say so loses nothing
+            # more, and the error that caused the failure is the one to see.
+            if not self._failed:
+                raise
         finally:
             self._lobject = None
             if self._lease is not None:
-                self._lease.release(failed=self._failed)
+                self._release_lease()
+
+    def _release_lease(self) -> None:
+        try:
+            self._lease.release(failed=self._failed)
+        except DBAPIError:
+            if not self._failed:
+                raise
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         # A half-written object must not persist: roll back what this file wrote.

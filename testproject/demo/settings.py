@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from warehouse.testing import database_settings
@@ -14,10 +13,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "demo-only-not-secret"
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-
-# platformdirs, imported by the embedded server, warns on every command when
-# XDG_RUNTIME_DIR is unset (as under sudo or in containers); it then uses /tmp, which is fine.
-warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
 
 # DATABASE_URL wins; otherwise an embedded PostgreSQL whose data lives in
 # .pgdata/demo, so invoices survive restarts. It stops with the last process using it.

@@ -1,0 +1,5 @@
+from django.contrib import admin
+
+from tests.models import Contract
+
+admin.site.register(Contract)
