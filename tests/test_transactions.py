@@ -98,6 +98,15 @@ def test_a_failed_write_dooms_the_files_open_beside_it(make_object):
     assert transaction_state() == AUTOCOMMIT
 
 
+def test_opening_a_missing_object_does_not_doom_the_files_beside_it():
+    writer = DbFileIO(0, "wb")
+    with pytest.raises(FileNotFoundError):
+        DbFileIO(2**32 - 1, "r+b")
+    writer.write(b"unharmed")
+    writer.close()
+    assert large_object_content(writer.loid) == b"unharmed"
+
+
 def test_queries_made_while_a_file_is_open_join_its_transaction():
     with pytest.raises(SimulatedError), DbFileIO(0, "wb"):
         get_user_model().objects.create(username="made-during-upload")

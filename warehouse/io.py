@@ -162,7 +162,8 @@ class DbFileIO(io.RawIOBase):
             elif self._appending:
                 self._pos = self._call(self._lobject.seek, 0, io.SEEK_END)
         except BaseException:
-            self._failed = True
+            # Roll back an object this file created or truncated; a miss changed nothing.
+            self._failed = writable and self._lobject is not None
             self.close()
             raise
         self.name = name if name is not None else str(self._loid)

