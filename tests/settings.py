@@ -1,5 +1,6 @@
 """Settings for the test suite: a real PostgreSQL, embedded unless DATABASE_URL names one."""
 
+import os
 from pathlib import Path
 
 from warehouse.testing import database_settings
@@ -12,7 +13,9 @@ DEBUG = False
 
 _database = database_settings(BASE_DIR / ".pgdata" / "test")
 DATABASES = {
-    "default": _database,
+    # One test database per run, so that runs sharing a server (make test beside
+    # make matrix) never drop each other's.
+    "default": {**_database, "TEST": {"NAME": f"test_warehouse_{os.getpid()}"}},
     # A second connection to the same database, standing in for a read replica.
     "replica": {**_database, "TEST": {"MIRROR": "default"}},
 }

@@ -30,7 +30,7 @@ def test_the_admin_uploads_a_file(admin_client):
 def test_the_change_page_links_to_the_current_file(admin_client):
     contract = ContractFactory()
     response = admin_client.get(f"/admin/tests/contract/{contract.pk}/change/")
-    assert f'href="/warehouse/{contract.document.name}"' in response.text
+    assert f'href="/warehouse/{contract.document.name}"' in response.content.decode()
 
 
 def test_the_admin_replaces_a_file_with_a_new_object(admin_client):

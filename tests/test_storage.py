@@ -7,6 +7,7 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
 from django.db import DatabaseError, transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from tests.conftest import SimulatedError, large_object_content, large_object_oids
 from tests.factories import UploadFactory
@@ -219,11 +220,16 @@ def test_url_follows_the_setting_when_it_changes():
     assert db_file_storage.url("12.pdf") == "/files/12.pdf"
 
 
-def test_listdir_lists_every_object_by_oid():
+def test_listdir_lists_a_saved_file_by_its_name():
     name = db_file_storage.save("x.pdf", UploadFactory())
     directories, files = db_file_storage.listdir("")
     assert directories == []
-    assert str(oid_of(name)) in files
+    assert name in files
+
+
+def test_listdir_lists_an_unregistered_object_by_its_oid(make_object):
+    loid = make_object(b"made outside the storage")
+    assert str(loid) in db_file_storage.listdir("")[1]
 
 
 def test_listdir_of_a_subdirectory_is_filenotfounderror():
@@ -231,10 +237,28 @@ def test_listdir_of_a_subdirectory_is_filenotfounderror():
         db_file_storage.listdir("invoices")
 
 
-@pytest.mark.parametrize("method", ["get_accessed_time", "get_created_time", "get_modified_time"])
-def test_times_are_not_implemented_and_say_why(method):
-    with pytest.raises(NotImplementedError, match="PostgreSQL keeps no"):
-        getattr(db_file_storage, method)("12.pdf")
+def test_the_accessed_time_is_not_implemented_and_says_why():
+    with pytest.raises(NotImplementedError, match="no access time"):
+        db_file_storage.get_accessed_time(db_file_storage.save("x.pdf", UploadFactory()))
+
+
+@pytest.mark.parametrize("method", ["get_created_time", "get_modified_time"])
+def test_times_of_a_saved_file_come_from_the_registry(method):
+    before = timezone.now()
+    name = db_file_storage.save("x.pdf", UploadFactory())
+    assert before <= getattr(db_file_storage, method)(name) <= timezone.now()
+
+
+@pytest.mark.parametrize("method", ["get_created_time", "get_modified_time"])
+def test_times_of_an_unregistered_object_are_not_implemented_and_say_how(make_object, method):
+    with pytest.raises(NotImplementedError, match="warehouse_register"):
+        getattr(db_file_storage, method)(str(make_object(b"x")))
+
+
+@pytest.mark.parametrize("method", ["get_created_time", "get_modified_time"])
+def test_times_of_a_missing_name_are_filenotfounderror(method):
+    with pytest.raises(FileNotFoundError):
+        getattr(db_file_storage, method)(f"{2**32 - 1}.pdf")
 
 
 def test_path_is_not_available():

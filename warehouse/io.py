@@ -189,6 +189,11 @@ class DbFileIO(io.RawIOBase):
         """The oid of the large object."""
         return self._loid
 
+    @property
+    def using(self) -> str:
+        """The alias of the database connection the object is open on."""
+        return self._connection.alias
+
     def _check_usable(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import IO, Any
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from django.core.files.base import File
@@ -20,6 +21,7 @@ from django.db import DatabaseError, connections, transaction
 from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
 
+from warehouse import registry
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
 from warehouse.io import (
     CHUNK_SIZE,
@@ -30,6 +32,9 @@ from warehouse.io import (
     unlink_large_object,
     validate_loid,
 )
+
+if TYPE_CHECKING:
+    from warehouse.models import StoredFile
 
 __all__ = ["DbFile", "DbFileIO", "DbFileStorage", "db_file_storage", "oid_of"]
 
@@ -80,6 +85,21 @@ class DbFile(File):
             self.file.flush()
         return _raw(self.file).size
 
+    def close(self) -> None:
+        """Close the object, first bringing its registry row up to date after writes."""
+        if self.file is not None and not self.file.closed and self.file.writable():
+            self.file.flush()
+            raw = _raw(self.file)
+            registry.refresh(raw.loid, raw.using)
+        super().close()
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            # Failed writes are rolled back: nothing to record, and the error to see is theirs.
+            self.file.__exit__(exc_type, exc_value, traceback)
+
     def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> DbFile:
         if not self.closed:
             self.seek(0)
@@ -120,13 +140,19 @@ class DbFileStorage(Storage):
     def _save(self, name: str, content: File) -> str:
         using = alias_for_writing()
         # A failure part-way rolls the new object back with everything else.
-        with (
-            transaction.atomic(using=using),
-            open_large_object(0, "wb", using=using) as destination,
-        ):
-            for chunk in content.chunks(CHUNK_SIZE):
-                destination.write(chunk)
-            loid = destination.raw.loid
+        digest = registry.Digest()
+        with transaction.atomic(using=using):
+            with open_large_object(0, "wb", using=using) as destination:
+                for chunk in digest.passing(content.chunks(CHUNK_SIZE)):
+                    destination.write(chunk)
+                loid = destination.raw.loid
+            registry.record(
+                loid,
+                name=getattr(content, "name", None) or name,
+                content_type=getattr(content, "content_type", None),
+                digest=digest,
+                using=using,
+            )
         return f"{loid}{extension_of(name)}"
 
     def delete(self, name: str) -> None:
@@ -142,6 +168,7 @@ class DbFileStorage(Storage):
             # A savepoint when nested: losing a race with another delete must
             # not abort the caller's transaction.
             with transaction.atomic(using=using):
+                registry.forget(loid, using)
                 unlink_large_object(loid, using=using)
         except DatabaseError:
             if large_object_exists(database_connection(using), loid):
@@ -163,16 +190,42 @@ class DbFileStorage(Storage):
         return large_object_exists(database_connection(alias_for_reading()), loid)
 
     def size(self, name: str) -> int:
-        with DbFileIO(oid_of(name), "rb", name=name, using=alias_for_reading()) as file:
+        """The registered size, in one query; an unregistered object is measured."""
+        loid, using = oid_of(name), alias_for_reading()
+        if registry.enabled():
+            found, size = self._query_one(
+                f"SELECT TRUE, f.size FROM pg_largeobject_metadata m "
+                f"LEFT JOIN {registry.table()} f ON f.oid = m.oid WHERE m.oid = %s",
+                loid,
+                using,
+            )
+            if not found:
+                raise FileNotFoundError(f"No stored file named {name!r}")
+            if size is not None:
+                return size
+        with DbFileIO(loid, "rb", name=name, using=using) as file:
             return file.size
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
-        """List every large object by oid: names carry no directories."""
+        """List every large object: names carry no directories."""
         if path.strip("/.") != "":
             raise FileNotFoundError(f"{path!r}: large objects are not kept in directories")
+        if registry.enabled():
+            sql = (
+                f"SELECT m.oid, f.name FROM pg_largeobject_metadata m "
+                f"LEFT JOIN {registry.table()} f ON f.oid = m.oid ORDER BY m.oid"
+            )
+        else:
+            sql = "SELECT oid, NULL FROM pg_largeobject_metadata ORDER BY oid"
         with connections[alias_for_reading()].cursor() as cursor:
-            cursor.execute("SELECT oid FROM pg_largeobject_metadata ORDER BY oid")
-            return [], [str(oid) for (oid,) in cursor.fetchall()]
+            cursor.execute(sql)
+            return [], [f"{oid}{extension_of(name or '')}" for oid, name in cursor.fetchall()]
+
+    @staticmethod
+    def _query_one(sql: str, loid: int, using: str) -> tuple[Any, ...]:
+        with connections[using].cursor() as cursor:
+            cursor.execute(sql, [loid])
+            return cursor.fetchone() or (None, None)
 
     def url(self, name: str | None) -> str:
         url = filepath_to_uri(name)
@@ -183,11 +236,23 @@ class DbFileStorage(Storage):
     def get_accessed_time(self, name: str) -> Any:
         raise NotImplementedError("PostgreSQL keeps no access time for large objects.")
 
-    def get_created_time(self, name: str) -> Any:
-        raise NotImplementedError("PostgreSQL keeps no creation time for large objects.")
+    def get_created_time(self, name: str) -> datetime:
+        return self._registered(name).created
 
-    def get_modified_time(self, name: str) -> Any:
-        raise NotImplementedError("PostgreSQL keeps no modification time for large objects.")
+    def get_modified_time(self, name: str) -> datetime:
+        return self._registered(name).modified
+
+    def _registered(self, name: str) -> StoredFile:
+        loid, using = oid_of(name), alias_for_reading()
+        row = registry.lookup(loid, using)
+        if row is not None:
+            return row
+        if not large_object_exists(database_connection(using), loid):
+            raise FileNotFoundError(f"No stored file named {name!r}")
+        raise NotImplementedError(
+            f"{name!r} is not in the registry, and PostgreSQL keeps no times for large "
+            "objects; 'manage.py warehouse_register' registers it."
+        )
 
 
 db_file_storage = DbFileStorage()

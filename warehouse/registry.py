@@ -1,0 +1,136 @@
+"""Keeping the registry true: a row made, refreshed and removed with its object.
+
+Every function here runs in the caller's transaction, so a row and its
+object are created or removed together or not at all. The registry is
+skipped when the ``warehouse`` app is not installed: the storage works
+without it, only ``vacuumlo`` safety and the stored facts are lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.utils import timezone
+
+from warehouse.io import CHUNK_SIZE, DbFileIO
+
+if TYPE_CHECKING:
+    from warehouse.models import StoredFile
+
+NAME_LENGTH = 255  # characters, StoredFile.name's max_length
+
+
+class Digest:
+    """Size and SHA-256 of bytes as they stream past, so no second pass is needed."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._sha256.update(chunk)
+
+    def passing(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield ``chunks`` unchanged, counting and hashing each."""
+        for chunk in chunks:
+            self.update(chunk)
+            yield chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+
+def enabled() -> bool:
+    """Whether the registry exists: the warehouse app is installed."""
+    return apps.is_installed("warehouse")
+
+
+def _model() -> type[StoredFile]:
+    return apps.get_model("warehouse", "StoredFile")
+
+
+def table() -> str:
+    """The registry's table, quoted for SQL that joins it with the catalog."""
+    return f'"{_model()._meta.db_table}"'
+
+
+def measure(loid: int, using: str) -> Digest:
+    """Read an object through and return its size and SHA-256."""
+    digest = Digest()
+    with DbFileIO(loid, "rb", using=using) as file:
+        for _ in digest.passing(iter(lambda: file.read(CHUNK_SIZE), b"")):
+            pass
+    return digest
+
+
+def guess_content_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def record(
+    loid: int, *, name: str, content_type: str | None, digest: Digest, using: str
+) -> StoredFile | None:
+    """Create the row of an object just written, from facts gathered while writing it."""
+    if not enabled():
+        return None
+    name = os.path.basename(name or "")[-NAME_LENGTH:]
+    return (
+        _model()
+        .objects.using(using)
+        .create(
+            oid=loid,
+            name=name,
+            content_type=(content_type or guess_content_type(name))[:NAME_LENGTH],
+            size=digest.size,
+            sha256=digest.sha256,
+        )
+    )
+
+
+def register(
+    loid: int, *, name: str = "", content_type: str | None = None, using: str
+) -> StoredFile | None:
+    """Register an object made without the storage (by DbFileIO, or before the registry).
+
+    Reads it through once to learn its size and SHA-256; an existing row is
+    brought up to date and keeps its name unless another is given.
+    """
+    if not enabled():
+        return None
+    digest = measure(loid, using)
+    row = _model().objects.using(using).filter(oid=loid).first()
+    if row is None:
+        return record(loid, name=name, content_type=content_type, digest=digest, using=using)
+    row.size, row.sha256, row.modified = digest.size, digest.sha256, timezone.now()
+    if name:
+        row.name = os.path.basename(name)[-NAME_LENGTH:]
+    if content_type:
+        row.content_type = content_type[:NAME_LENGTH]
+    row.save(using=using)
+    return row
+
+
+def refresh(loid: int, using: str) -> None:
+    """Bring a row up to date after its object was written to in place."""
+    if enabled() and _model().objects.using(using).filter(oid=loid).exists():
+        register(loid, using=using)
+
+
+def forget(loid: int, using: str) -> None:
+    """Remove the row of an object being unlinked."""
+    if enabled():
+        _model().objects.using(using).filter(oid=loid).delete()
+
+
+def lookup(loid: int, using: str) -> StoredFile | None:
+    """The row of an object, or None when it is not registered."""
+    if not enabled():
+        return None
+    return _model().objects.using(using).filter(oid=loid).first()
