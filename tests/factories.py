@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 
-from tests.models import Contract, Invoice
+from tests.models import Contract, Document, Draft, Folder, Invoice
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -40,3 +40,23 @@ class ContractFactory(factory.django.DjangoModelFactory):
 
     title = factory.Sequence(lambda n: f"contract {n}")
     document = factory.django.FileField(filename="contract.pdf", data=b"%PDF-1.7 a contract\n")
+
+
+class FolderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Folder
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Document
+
+    title = factory.Sequence(lambda n: f"document {n}")
+    file = factory.django.FileField(filename="document.pdf", data=b"%PDF-1.7 a document\n")
+
+
+class DraftFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Draft
+
+    file = factory.django.FileField(filename="draft.txt", data=b"a draft\n")

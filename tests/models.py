@@ -6,6 +6,7 @@ from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 
 from warehouse.fields import DbFileField
+from warehouse.models import OidField
 from warehouse.storage import DbFileStorage
 
 
@@ -43,3 +44,42 @@ class Contract(models.Model):
 
     title = models.CharField(max_length=100, blank=True)
     document = DbFileField(blank=True)
+
+
+class Folder(models.Model):
+    """Owns documents, to delete them by cascade."""
+
+    name = models.CharField(max_length=100, default="folder")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    """A file with the automatic lifecycle, and a second file field beside it."""
+
+    folder = models.ForeignKey(Folder, null=True, blank=True, on_delete=models.CASCADE)
+    title = models.CharField(max_length=100, blank=True)
+    file = DbFileField(null=True, blank=True)
+    attachment = DbFileField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Draft(models.Model):
+    """A file whose lifecycle is switched off."""
+
+    file = DbFileField(auto_delete=False, blank=True)
+
+    def __str__(self) -> str:
+        return self.file.name
+
+
+class LegacyBlob(models.Model):
+    """An oid column of the kind vacuumlo and the cleanup honour."""
+
+    loid = OidField()
+
+    def __str__(self) -> str:
+        return str(self.loid)

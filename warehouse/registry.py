@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from django.apps import apps
+from django.db import connections
 from django.utils import timezone
 
 from warehouse.io import CHUNK_SIZE, DbFileIO
@@ -134,3 +135,17 @@ def lookup(loid: int, using: str) -> StoredFile | None:
     if not enabled():
         return None
     return _model().objects.using(using).filter(oid=loid).first()
+
+
+def lock(loid: int, using: str, *, share: bool) -> None:
+    """Lock an object's row until the transaction ends: shared to add a reference, else to unlink.
+
+    A save that adds a reference holds a shared lock; an unlink takes the
+    exclusive one before checking for references. Whichever comes second
+    waits, then sees what the first did. Unregistered objects have no row
+    and so no lock.
+    """
+    if enabled():
+        with connections[using].cursor() as cursor:
+            mode = "SHARE" if share else "UPDATE"
+            cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR {mode}", [loid])

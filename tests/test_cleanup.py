@@ -1,0 +1,182 @@
+"""warehouse_cleanup finds what nothing references, and unlinks it only when told to."""
+
+import io
+import threading
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections, transaction
+
+from tests.conftest import large_object_oids
+from tests.factories import DocumentFactory
+from tests.models import Document, LegacyBlob
+from warehouse.models import StoredFile
+from warehouse.storage import db_file_storage, oid_of
+
+pytestmark = pytest.mark.django_db
+
+
+def cleanup(*args: str) -> tuple[int, str, str]:
+    """Run the command; return its exit status and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("warehouse_cleanup", *args, stdout=out, stderr=err)
+    except CommandError as error:
+        return error.returncode, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def orphan(content: bytes = b"orphan") -> int:
+    """A registered object no row points at, as a deleted row's file would be."""
+    return oid_of(db_file_storage.save("orphan.pdf", ContentFile(content)))
+
+
+def test_a_dry_run_deletes_nothing_and_exits_1():
+    loid = orphan()
+    status, out, _ = cleanup("--grace-hours", "0")
+    assert status == 1
+    assert "would delete 1" in out
+    assert loid in large_object_oids()
+
+
+def test_a_dry_run_counts_objects_and_bytes():
+    orphan(b"123456")
+    DocumentFactory()
+    _, out, _ = cleanup("--grace-hours", "0")
+    assert "1 (6\xa0bytes) orphaned" in out
+    assert "1 (" in out.split("referenced")[0]
+
+
+def test_nothing_to_do_exits_0():
+    DocumentFactory()
+    status, out, _ = cleanup("--grace-hours", "0")
+    assert status == 0
+    assert "0 (0\xa0bytes) orphaned" in out
+
+
+def test_delete_unlinks_orphans_and_their_registry_rows():
+    loid = orphan()
+    status, out, _ = cleanup("--delete", "--grace-hours", "0")
+    assert status == 0
+    assert "deleted 1 objects, 0 failed" in out
+    assert loid not in large_object_oids()
+    assert not StoredFile.objects.filter(oid=loid).exists()
+
+
+def test_delete_keeps_every_referenced_object():
+    document = DocumentFactory()
+    cleanup("--delete", "--grace-hours", "0")
+    assert oid_of(document.file.name) in large_object_oids()
+
+
+def test_delete_keeps_an_object_named_in_an_oid_column():
+    loid = orphan()
+    LegacyBlob.objects.create(loid=loid)
+    cleanup("--delete", "--grace-hours", "0")
+    assert loid in large_object_oids()
+
+
+def test_delete_keeps_orphans_within_the_grace_period():
+    loid = orphan()
+    _, out, _ = cleanup("--delete")
+    assert "1 (6\xa0bytes) unreferenced within the grace period" in out
+    assert loid in large_object_oids()
+
+
+def test_unregistered_orphans_are_reported_but_kept_by_default(make_object):
+    loid = make_object(b"made by DbFileIO")
+    _, out, _ = cleanup("--delete", "--grace-hours", "0")
+    assert "1 (16\xa0bytes) unreferenced and unregistered" in out
+    assert loid in large_object_oids()
+
+
+def test_unregistered_orphans_go_when_included(make_object):
+    loid = make_object(b"made by DbFileIO")
+    cleanup("--delete", "--grace-hours", "0", "--include-unregistered")
+    assert loid not in large_object_oids()
+
+
+def test_delete_removes_registry_rows_whose_object_is_gone():
+    loid = orphan()
+    LegacyBlob.objects.create(loid=loid)
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT lo_unlink(%s)", [loid])
+    _, out, _ = cleanup("--delete", "--grace-hours", "0")
+    assert "1 registry rows without object" in out
+
+
+def test_delete_shows_progress_per_batch():
+    for _ in range(3):
+        orphan()
+    _, _, err = cleanup("--delete", "--grace-hours", "0", "--batch-size", "2")
+    assert err.splitlines() == ["cleanup: 2/3 objects", "cleanup: 3/3 objects"]
+
+
+def test_a_bad_batch_size_is_refused():
+    with pytest.raises(CommandError):
+        call_command("warehouse_cleanup", "--batch-size", "0")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_orphans_are_deleted_in_batches_under_the_lock_limit():
+    # 12,000 unlinks in one transaction would overflow max_locks_per_transaction.
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT lo_from_bytea(0, '\\x00') FROM generate_series(1, 12000)")
+    status, out, _ = cleanup("--delete", "--include-unregistered", "--grace-hours", "0")
+    assert status == 0
+    assert "deleted 12000 objects, 0 failed" in out
+    assert large_object_oids() == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_object_whose_row_an_open_transaction_is_saving_is_never_taken():
+    name = db_file_storage.save("pending.pdf", ContentFile(b"about to be referenced"))
+    row_inserted, cleanup_done = threading.Event(), threading.Event()
+
+    def save_row_slowly():
+        try:
+            with transaction.atomic():
+                Document.objects.create(file=name)
+                row_inserted.set()
+                cleanup_done.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    saver = threading.Thread(target=save_row_slowly)
+    saver.start()
+    assert row_inserted.wait(timeout=30)
+    try:
+        cleanup("--delete", "--grace-hours", "0")
+    finally:
+        cleanup_done.set()
+        saver.join()
+    assert oid_of(name) in large_object_oids()
+    assert Document.objects.get().file.name == name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_object_saved_by_a_transaction_still_open_is_invisible_to_cleanup():
+    saved, cleanup_done = threading.Event(), threading.Event()
+    names = []
+
+    def save_in_a_long_transaction():
+        try:
+            with transaction.atomic():
+                names.append(db_file_storage.save("slow.pdf", ContentFile(b"slow")))
+                saved.set()
+                cleanup_done.wait(timeout=30)
+                Document.objects.create(file=names[0])
+        finally:
+            connections.close_all()
+
+    saver = threading.Thread(target=save_in_a_long_transaction)
+    saver.start()
+    assert saved.wait(timeout=30)
+    try:
+        cleanup("--delete", "--grace-hours", "0", "--include-unregistered")
+    finally:
+        cleanup_done.set()
+        saver.join()
+    assert oid_of(names[0]) in large_object_oids()

@@ -1,0 +1,177 @@
+"""Find, and with --delete unlink, the large objects that nothing references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connections, transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from warehouse import references, registry
+from warehouse.conf import alias_for_writing
+from warehouse.io import DbFileIO, unlink_large_object
+
+# Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
+# default lock table (max_locks_per_transaction = 64), 5,000 fit.
+DEFAULT_BATCH_SIZE = 1000  # objects
+DEFAULT_GRACE_HOURS = 24.0
+
+EXIT_WOULD_DELETE = 1
+EXIT_ERRORS = 2
+
+
+@dataclass
+class Tally:
+    """How many objects, and how many bytes, fell into one class."""
+
+    count: int = 0
+    size: int = 0
+    oids: list[int] = field(default_factory=list)
+
+    def add(self, loid: int, size: int) -> None:
+        self.count += 1
+        self.size += size
+        self.oids.append(loid)
+
+    def __str__(self) -> str:
+        return f"{self.count} ({filesizeformat(self.size)})"
+
+
+class Command(BaseCommand):
+    help = (
+        "Find large objects that no file field and no oid/lo column references. Dry run "
+        "unless --delete. Registered objects younger than the grace period are kept (their "
+        "row may be about to be saved); unregistered ones are deleted only with "
+        "--include-unregistered, since nothing tells their age. Exit status: 0 done, "
+        f"{EXIT_WOULD_DELETE} a dry run found objects to delete, {EXIT_ERRORS} some could "
+        "not be deleted."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--delete", action="store_true", help="Unlink what is found.")
+        parser.add_argument(
+            "--grace-hours",
+            type=float,
+            default=DEFAULT_GRACE_HOURS,
+            help=f"Keep registered objects younger than this (default {DEFAULT_GRACE_HOURS}).",
+        )
+        parser.add_argument(
+            "--include-unregistered",
+            action="store_true",
+            help="Also unlink unreferenced objects that have no registry row.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            help=f"Objects unlinked per transaction (default {DEFAULT_BATCH_SIZE}).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        using = alias_for_writing()
+        found = self.survey(using, timedelta(hours=options["grace_hours"]))
+        doomed = found["orphaned"].oids + (
+            found["unregistered"].oids if options["include_unregistered"] else []
+        )
+        self.report(found)
+        if not options["delete"]:
+            if doomed:
+                self.stdout.write(f"dry run: would delete {len(doomed)}; run with --delete")
+                raise CommandError(f"{len(doomed)} objects to delete", returncode=EXIT_WOULD_DELETE)
+            return
+        deleted, failed = self.delete(doomed, using, options["batch_size"])
+        stale = self.forget_stale_rows(using)
+        self.stdout.write(
+            f"deleted {deleted} objects, {failed} failed, {stale} registry rows without object"
+        )
+        if failed:
+            raise CommandError(f"{failed} objects could not be deleted", returncode=EXIT_ERRORS)
+
+    def survey(self, using: str, grace: timedelta) -> dict[str, Tally]:
+        """Sort every large object: referenced, orphaned, too young, or unregistered."""
+        referenced = references.referenced_oids(using)
+        young_since = timezone.now() - grace
+        found = {kind: Tally() for kind in ("referenced", "orphaned", "young", "unregistered")}
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT m.oid, f.oid IS NOT NULL, f.size, f.created "
+                f"FROM pg_largeobject_metadata m LEFT JOIN {registry.table()} f ON f.oid = m.oid"
+            )
+            rows = cursor.fetchall()
+        for loid, registered, size, created in rows:
+            if loid in referenced:
+                found["referenced"].add(loid, size or 0)
+            elif not registered:
+                found["unregistered"].add(loid, _measure(loid, using))
+            elif created > young_since:
+                found["young"].add(loid, size)
+            else:
+                found["orphaned"].add(loid, size)
+        return found
+
+    def report(self, found: dict[str, Tally]) -> None:
+        self.stdout.write(
+            f"large objects: {found['referenced']} referenced, {found['orphaned']} orphaned, "
+            f"{found['young']} unreferenced within the grace period, "
+            f"{found['unregistered']} unreferenced and unregistered"
+        )
+
+    def delete(self, oids: list[int], using: str, batch_size: int) -> tuple[int, int]:
+        """Unlink in batches, each checked again and locked in its own transaction."""
+        deleted = failed = 0
+        for start in range(0, len(oids), batch_size):
+            batch = oids[start : start + batch_size]
+            try:
+                deleted += self.delete_batch(batch, using)
+            except DatabaseError as exc:
+                failed += len(batch)
+                self.stderr.write(f"batch of {len(batch)} from oid {batch[0]} failed: {exc}")
+            self.progress(start + len(batch), len(oids))
+        return deleted, failed
+
+    def delete_batch(self, batch: list[int], using: str) -> int:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            # A save adding a reference holds its row FOR SHARE: skip it rather than wait.
+            cursor.execute(
+                f"SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[]) "
+                f"FOR UPDATE SKIP LOCKED",
+                [batch],
+            )
+            locked = {loid for (loid,) in cursor.fetchall()}
+            cursor.execute(
+                f"SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[])", [batch]
+            )
+            busy = {loid for (loid,) in cursor.fetchall()} - locked
+            # References made since the survey (committed meanwhile) save the object.
+            unlinkable = set(batch) - busy - references.referenced_among(batch, using)
+            cursor.execute(
+                f"DELETE FROM {registry.table()} WHERE oid = ANY(%s::oid[])", [list(unlinkable)]
+            )
+            return sum(unlink_large_object(loid, using=using) for loid in unlinkable)
+
+    def forget_stale_rows(self, using: str) -> int:
+        """Remove registry rows whose object is gone (unlinked behind the storage's back)."""
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {registry.table()} f WHERE NOT EXISTS "
+                f"(SELECT FROM pg_largeobject_metadata m WHERE m.oid = f.oid)"
+            )
+            return cursor.rowcount
+
+    def progress(self, done: int, total: int) -> None:
+        line = f"cleanup: {done}/{total} objects"
+        if self.stderr.isatty():
+            self.stderr.write(f"\r{line}", ending="" if done < total else "\n")
+        else:
+            self.stderr.write(line)
+
+
+def _measure(loid: int, using: str) -> int:
+    with DbFileIO(loid, "rb", using=using) as file:
+        return file.size
