@@ -14,6 +14,13 @@ class WarehouseConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from warehouse.checks import check_databases
+        from warehouse.checks import (
+            check_databases,
+            check_large_object_privileges,
+            check_registry_migrated,
+        )
 
         checks.register(check_databases)
+        # These connect: Django runs them only with the aliases they may use.
+        checks.register(check_registry_migrated, checks.Tags.database)
+        checks.register(check_large_object_privileges, checks.Tags.database)

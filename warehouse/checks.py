@@ -1,12 +1,20 @@
-"""System checks: configuration errors surface in ``manage.py check``, not deep in a request."""
+"""System checks: configuration errors surface in ``manage.py check``, not deep in a request.
+
+``check_databases`` reads settings only. The others open connections, so
+``apps.py`` registers them with ``Tags.database``: Django passes them the
+aliases they may use (``migrate``, ``check --database ALIAS``) and
+otherwise ``databases=None``, when they must touch no database.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
 
 from warehouse.conf import conf
 
@@ -66,3 +74,144 @@ def _check_driver(setting: str, alias: str) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def check_registry_migrated(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Check that the registry's migrations are applied on the write alias."""
+    alias = conf.WAREHOUSE_DB_FOR_WRITE
+    if not _may_use(databases, alias):
+        return []
+    executor = MigrationExecutor(connections[alias])
+    targets = executor.loader.graph.leaf_nodes("warehouse")
+    pending = [
+        migration.name
+        for migration, _ in executor.migration_plan(targets)
+        if migration.app_label == "warehouse"
+    ]
+    if not pending:
+        return []
+    # A warning, not an error: migrate runs the database checks first, and an
+    # error would stop the very command that fixes it.
+    return [
+        Warning(
+            f"The warehouse registry is not migrated on database {alias!r} "
+            f"(WAREHOUSE_DB_FOR_WRITE): {', '.join(pending)} not applied. Saving a file "
+            "will fail.",
+            hint=f"Run 'manage.py migrate warehouse --database {alias}'.",
+            id="warehouse.W002",
+        )
+    ]
+
+
+def check_large_object_privileges(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Check that the read alias's role can read the objects the write alias's role creates.
+
+    A large object is readable by its owner (the role that created it) and
+    by roles granted SELECT on it. Runs only when Django may use both
+    aliases (``manage.py check --database <write> --database <read>``).
+    """
+    read_alias, write_alias = conf.WAREHOUSE_DB_FOR_READ, conf.WAREHOUSE_DB_FOR_WRITE
+    if (
+        read_alias == write_alias
+        or not _may_use(databases, read_alias)
+        or not _may_use(databases, write_alias)
+        or _same_login(connections[read_alias], connections[write_alias])
+    ):
+        return []
+    with connections[read_alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, current_setting('is_superuser') = 'on', "
+            "current_setting('lo_compat_privileges') = 'on'"
+        )
+        reader, superuser, compatible = cursor.fetchone()
+    writer = connections[write_alias]
+    with writer.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        (writer_role,) = cursor.fetchone()
+        if superuser or compatible or reader == writer_role:
+            return []
+        cursor.execute(_CAN_READ_WHAT_WRITER_CREATES, [reader])
+        row = cursor.fetchone()
+    # No row: the reader's role is unknown where the writer creates objects, so
+    # the read alias is some other cluster, not a replica; nothing to tell.
+    if row is None or row[0]:
+        return []
+    return [
+        Warning(
+            f"WAREHOUSE_DB_FOR_READ ({read_alias!r}) connects as role {reader!r}, which "
+            f"cannot read the large objects that role {writer_role!r} "
+            f"(WAREHOUSE_DB_FOR_WRITE, {write_alias!r}) creates.",
+            hint=_privileges_hint(writer_role, reader, writer.pg_version),
+            id="warehouse.W001",
+        )
+    ]
+
+
+# Whether the reader (%s, a role name) may read every object the current role
+# will create: as a member of it, or by a default privilege (PostgreSQL 18+)
+# granted to it, to a role it inherits from, or to PUBLIC (grantee 0).
+_CAN_READ_WHAT_WRITER_CREATES = """
+    SELECT pg_has_role(reader.oid, writer.oid, 'USAGE') OR EXISTS (
+        SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
+        WHERE d.defaclobjtype = 'L' AND d.defaclrole = writer.oid
+          AND a.privilege_type = 'SELECT'
+          AND CASE WHEN a.grantee = 0 THEN TRUE
+                   ELSE pg_has_role(reader.oid, a.grantee, 'USAGE') END
+    )
+    FROM pg_roles reader, pg_roles writer
+    WHERE reader.rolname = %s AND writer.rolname = current_user
+"""
+
+
+def _privileges_hint(writer: str, reader: str, pg_version: int) -> str:
+    """The SQL that lets ``reader`` read ``writer``'s objects, for this server's version."""
+    owner, grantee = _quote_role(writer), _quote_role(reader)
+    existing = (
+        "DO $$DECLARE o oid; BEGIN FOR o IN SELECT oid FROM pg_largeobject_metadata "
+        f"WHERE lomowner = {_literal(owner)}::regrole LOOP EXECUTE format('GRANT SELECT "
+        f"ON LARGE OBJECT %s TO %s', o, {_literal(grantee)}); END LOOP; END$$;"
+    )
+    if pg_version >= 180000:
+        return (
+            f"As {owner} or a superuser, run: ALTER DEFAULT PRIVILEGES FOR ROLE {owner} "
+            f"GRANT SELECT ON LARGE OBJECTS TO {grantee}; and, for the objects that exist "
+            f"already: {existing}"
+        )
+    return (
+        f"PostgreSQL {pg_version // 10000} has no default privileges for large objects "
+        f"(they came in 18): grant SELECT on each object to {grantee} after it is created; "
+        f"for those that exist now: {existing} Or, as a superuser: ALTER ROLE {grantee} "
+        f"SET lo_compat_privileges = on; (less safe: it lets {grantee} also write and "
+        "unlink every large object)."
+    )
+
+
+def _quote_role(role: str) -> str:
+    return '"' + role.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _may_use(databases: Iterable[str] | None, alias: Any) -> bool:
+    """Whether Django lets the check use ``alias``, and it is one the check can use.
+
+    An alias that is no str, not configured or not psycopg2's is E001 to E004.
+    """
+    if databases is None or not isinstance(alias, str) or alias not in databases:
+        return False
+    if alias not in connections:
+        return False
+    connection = connections[alias]
+    return connection.vendor == "postgresql" and connection.Database.__name__ == "psycopg2"
+
+
+def _same_login(first: Any, second: Any) -> bool:
+    """Whether two connections' settings log in as the same role to the same database."""
+    keys = ("HOST", "PORT", "NAME", "USER")
+    return all(first.settings_dict.get(key) == second.settings_dict.get(key) for key in keys)

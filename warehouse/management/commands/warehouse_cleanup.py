@@ -14,6 +14,7 @@ from django.utils import timezone
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
 from warehouse.io import DbFileIO, unlink_large_object
+from warehouse.progress import Progress, positive_int
 
 # Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
 # default lock table (max_locks_per_transaction = 64), 5,000 fit.
@@ -66,14 +67,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=int,
+            type=positive_int,
             default=DEFAULT_BATCH_SIZE,
             help=f"Objects unlinked per transaction (default {DEFAULT_BATCH_SIZE}).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1.")
         using = alias_for_writing()
         found = self.survey(using, timedelta(hours=options["grace_hours"]))
         doomed = found["orphaned"].oids + (
@@ -124,6 +123,7 @@ class Command(BaseCommand):
 
     def delete(self, oids: list[int], using: str, batch_size: int) -> tuple[int, int]:
         """Unlink in batches, each checked again and locked in its own transaction."""
+        progress = Progress(self.stderr, every=batch_size)
         deleted = failed = 0
         for start in range(0, len(oids), batch_size):
             batch = oids[start : start + batch_size]
@@ -131,8 +131,10 @@ class Command(BaseCommand):
                 deleted += self.delete_batch(batch, using)
             except DatabaseError as exc:
                 failed += len(batch)
+                progress.clear()
                 self.stderr.write(f"batch of {len(batch)} from oid {batch[0]} failed: {exc}")
-            self.progress(start + len(batch), len(oids))
+            progress.advance(f"cleanup: {start + len(batch)}/{len(oids)} objects", len(batch))
+        progress.finish()
         return deleted, failed
 
     def delete_batch(self, batch: list[int], using: str) -> int:
@@ -163,13 +165,6 @@ class Command(BaseCommand):
                 f"(SELECT FROM pg_largeobject_metadata m WHERE m.oid = f.oid)"
             )
             return cursor.rowcount
-
-    def progress(self, done: int, total: int) -> None:
-        line = f"cleanup: {done}/{total} objects"
-        if self.stderr.isatty():
-            self.stderr.write(f"\r{line}", ending="" if done < total else "\n")
-        else:
-            self.stderr.write(line)
 
 
 def _measure(loid: int, using: str) -> int:

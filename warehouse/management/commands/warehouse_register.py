@@ -9,6 +9,7 @@ from django.db import connections, transaction
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
+from warehouse.progress import Progress
 from warehouse.storage import oid_of
 
 
@@ -31,15 +32,15 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(f"dry run: would register {len(wanted)} objects")
             return
+        progress = Progress(self.stderr, every=100, enabled=options["verbosity"] > 0)
         total = 0
         for done, loid in enumerate(wanted, start=1):
             # One transaction each: an interrupted run keeps what it registered.
             with transaction.atomic(using=using):
                 row = registry.register(loid, name=names.get(loid, ""), using=using)
             total += row.size if row else 0
-            self.stderr.write(f"\rregister: {done}/{len(wanted)} objects", ending="")
-        if wanted:
-            self.stderr.write("")
+            progress.advance(f"register: {done}/{len(wanted)} objects")
+        progress.finish()
         self.stdout.write(f"registered {len(wanted)} objects ({total} bytes)")
 
     def unregistered(self, using: str) -> set[int]:

@@ -1,0 +1,86 @@
+"""Move a file field's files from another storage into large objects."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.core.management.base import CommandParser
+from django.db import transaction
+
+from warehouse.transfer import FieldTransferCommand, is_stored, other_storage
+
+
+class Command(FieldTransferCommand):
+    """Import the files of one field into large objects, a row per transaction."""
+
+    help = (
+        "Move the files of a model's file field from another storage into PostgreSQL large "
+        "objects. Give the field a DbFileStorage (a DbFileField) first: its rows still hold "
+        "the other storage's names, and each row is rewritten to its large object's name in "
+        "the transaction that creates the object. Rows already in large objects are skipped, "
+        "so an interrupted run resumes where it stopped and a second run changes nothing. "
+        "Exit status: 0 done, 1 some rows failed (they are listed on stderr)."
+    )
+    verb = "import"
+    done = "imported"
+    skipped_because = "already in large objects"
+
+    def add_storage_arguments(self, parser: CommandParser) -> None:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument(
+            "--from",
+            dest="source",
+            metavar="STORAGE",
+            help="Where the files are now: an alias in STORAGES, or the dotted path of a "
+            "storage class to instantiate without arguments.",
+        )
+        source.add_argument(
+            "--from-location",
+            metavar="DIR",
+            help="Where the files are now: a directory, read with FileSystemStorage.",
+        )
+        parser.add_argument(
+            "--delete-source",
+            action="store_true",
+            help="Delete each source file once its row's transaction has committed.",
+        )
+
+    def prepare(self, options: dict[str, Any]) -> None:
+        self.source = other_storage(options["source"], options["from_location"])
+        self.delete_source = options["delete_source"]
+
+    def transfer(self, pk: Any, name: str) -> int | None:
+        """Copy one file into a new large object and point its row at it."""
+        # One transaction: a failure anywhere, or the row changing meanwhile, rolls
+        # the new object back and leaves the row on its old name.
+        with transaction.atomic(using=self.using):
+            if is_stored(self.db_storage, name):
+                return None
+            if self.dry_run:
+                size = self.source.size(name)
+                self.say(f"would import {name} ({size} bytes)")
+                return size
+            with self.source.open(name, "rb") as file:
+                new_name = self.db_storage.save(name, file, max_length=self.field.max_length)
+            self.rename(pk, name, new_name)
+            size = self.db_storage.size(new_name)
+            if self.delete_source:
+                # Never before the commit: until then the source is the only copy.
+                transaction.on_commit(partial(self._delete_source, name), using=self.using)
+        if self.verbosity >= 2:
+            self.say(f"imported {name} as {new_name} ({size} bytes)")
+        return size
+
+    def _delete_source(self, name: str) -> None:
+        attname = self.field.attname
+        if self.model._base_manager.using(self.using).filter(**{attname: name}).exists():
+            # Another row holds the same file and still needs it for its own import.
+            if self.verbosity >= 2:
+                self.note(f"kept {name} in the source: another row still points at it")
+            return
+        try:
+            self.source.delete(name)
+        except OSError as exc:
+            # The row is imported all the same; only the old copy is left behind.
+            self.note(f"imported {name}, but could not delete it from the source: {exc}")

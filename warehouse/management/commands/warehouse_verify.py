@@ -1,0 +1,221 @@
+"""``manage.py warehouse_verify``: every stored file a row names is there, as it was saved.
+
+Walks the file fields of every installed model (``warehouse.references``)
+on the read alias, looks the objects up a batch at a time, and reads each
+distinct object through once to compare its size and SHA-256 with its
+registry row. One line per problem goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections, models
+
+from warehouse import references, registry
+from warehouse.conf import alias_for_reading
+from warehouse.io import DbFileIO
+from warehouse.models import StoredFile
+from warehouse.progress import Progress, positive_int
+from warehouse.storage import oid_of
+
+# Rows fetched and objects looked up per query, and files between two progress
+# lines when stderr is not a terminal: few round trips, little held in memory.
+BATCH_SIZE = 1000  # rows, objects, files
+
+
+class Command(BaseCommand):
+    """Verify that stored files exist and still match their registry rows."""
+
+    help = (
+        "Check that every stored file named by a model's file field exists as a large "
+        "object and, when it has a registry row, still has the size and SHA-256 recorded "
+        "when it was saved; also report registry rows whose object is gone. Prints one "
+        "line per problem (dangling, mismatch, malformed) and a summary, and exits with "
+        "status 1 if there was any. Objects that exist but have no registry row (made "
+        "before the registry, or by DbFileIO) are counted as unregistered, which is not "
+        "an error."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--no-checksums",
+            action="store_false",
+            dest="checksums",
+            help="Compare sizes only, without reading every byte to compute SHA-256.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=BATCH_SIZE,
+            metavar="N",
+            help=f"Fetch rows and look objects up N at a time; without a terminal, "
+            f"report progress every N files (default {BATCH_SIZE}).",
+        )
+
+    def handle(self, *args: Any, checksums: bool, batch_size: int, **options: Any) -> None:
+        progress = Progress(self.stderr, every=batch_size, enabled=options["verbosity"] > 0)
+        verification = Verification(
+            alias_for_reading(),
+            checksums=checksums,
+            batch_size=batch_size,
+            progress=progress,
+            report=self.stdout.write,
+        )
+        verification.run()
+        progress.finish()
+        self.stdout.write(verification.summary())
+        if verification.failed:
+            raise CommandError("stored files failed verification", returncode=1)
+
+
+class Verification:
+    """One pass over the references and the registry of one database."""
+
+    def __init__(
+        self,
+        using: str,
+        *,
+        checksums: bool,
+        batch_size: int,
+        progress: Progress,
+        report: Callable[[str], Any],
+    ) -> None:
+        self.using, self.checksums, self.batch_size = using, checksums, batch_size
+        self.progress, self.report = progress, report
+        self.exists: dict[int, bool] = {}  # oid -> whether it is there: each object checked once
+        self.dangling = self.mismatched = self.malformed = self.unregistered = 0
+        self.bytes = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.dangling or self.mismatched or self.malformed)
+
+    def summary(self) -> str:
+        return (
+            f"verified {self.progress.count} files ({self.bytes} bytes): "
+            f"{self.dangling} dangling, {self.mismatched} mismatched, "
+            f"{self.malformed} malformed, {self.unregistered} unregistered"
+        )
+
+    def run(self) -> None:
+        for model, field in references.file_fields():
+            batch: list[tuple[Any, str, int]] = []
+            for pk, name in self._rows(model, field):
+                try:
+                    batch.append((pk, name, oid_of(name)))
+                except FileNotFoundError:
+                    self.malformed += 1
+                    self._problem(
+                        f"malformed: {_where(model, field, pk)} -> {name!r} "
+                        "(not a name of this storage)"
+                    )
+                    continue
+                if len(batch) >= self.batch_size:
+                    self._check_batch(model, field, batch)
+                    batch = []
+            self._check_batch(model, field, batch)
+        self._check_registry()
+
+    def _rows(
+        self, model: type[models.Model], field: models.FileField
+    ) -> Iterator[tuple[Any, str]]:
+        """(pk, name) of each row with a file, in pk order.
+
+        The names ``references.field_names()`` yields, with the pk that a
+        report needs: finding it afterwards would scan the table per problem.
+        """
+        rows = (
+            model._base_manager.using(self.using)
+            .exclude(**{f"{field.attname}__isnull": True})
+            .exclude(**{field.attname: ""})
+            .order_by("pk")
+            .values_list("pk", field.attname)
+        )
+        return rows.iterator(chunk_size=self.batch_size)
+
+    def _check_batch(
+        self, model: type[models.Model], field: models.FileField, batch: list[tuple[Any, str, int]]
+    ) -> None:
+        unseen = {loid: name for _, name, loid in batch if loid not in self.exists}
+        for loid, found, size, sha256 in self._look_up(list(unseen)):
+            self.exists[loid] = found and self._verify(unseen[loid], loid, size, sha256)
+        for pk, name, loid in batch:
+            if not self.exists[loid]:
+                self.dangling += 1
+                self._problem(
+                    f"dangling: {_where(model, field, pk)} -> {_shown(name)} (no large object)"
+                )
+
+    def _look_up(self, oids: list[int]) -> list[tuple[int, bool, int | None, str | None]]:
+        """(oid, whether it exists, registered size, registered SHA-256) of each, in one query."""
+        if not oids:
+            return []
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT o.oid, m.oid IS NOT NULL, f.size, f.sha256 "
+                f"FROM unnest(%s::oid[]) AS o(oid) "
+                f"LEFT JOIN pg_largeobject_metadata m ON m.oid = o.oid "
+                f"LEFT JOIN {registry.table()} f ON f.oid = o.oid",
+                [oids],
+            )
+            return cursor.fetchall()
+
+    def _verify(self, name: str, loid: int, size: int | None, sha256: str | None) -> bool:
+        """Compare an object with its row; False if it went away since it was looked up."""
+        try:
+            if self.checksums and size is not None:
+                digest = registry.measure(loid, self.using)
+                actual_size, actual_sha256 = digest.size, digest.sha256
+            else:
+                actual_size, actual_sha256 = self._size(loid), sha256
+        except FileNotFoundError:
+            return False
+        self.bytes += actual_size
+        self.progress.advance(f"verify: {self.progress.count + 1} files ({self.bytes} bytes)")
+        if size is None:
+            self.unregistered += 1
+        elif actual_size != size:
+            self._mismatch(name, "size", size, actual_size)
+        elif actual_sha256 != sha256:
+            self._mismatch(name, "sha256", sha256, actual_sha256)
+        return True
+
+    def _size(self, loid: int) -> int:
+        with DbFileIO(loid, "rb", using=self.using) as file:
+            return file.size
+
+    def _mismatch(self, name: str, what: str, expected: Any, got: Any) -> None:
+        self.mismatched += 1
+        self._problem(f"mismatch: {_shown(name)} {what} expected {expected} got {got}")
+
+    def _problem(self, line: str) -> None:
+        self.progress.clear()
+        self.report(line)
+
+    def _check_registry(self) -> None:
+        """Report the registry rows whose object is gone."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT f.oid, f.name FROM {registry.table()} f "
+                f"WHERE NOT EXISTS (SELECT FROM pg_largeobject_metadata m WHERE m.oid = f.oid) "
+                f"ORDER BY f.oid"
+            )
+            rows = cursor.fetchall()
+        for loid, uploaded_as in rows:
+            self.dangling += 1
+            self._problem(
+                f"dangling: {StoredFile._meta.label} pk={loid} -> {loid} "
+                f"(no large object; uploaded as {uploaded_as!r})"
+            )
+
+
+def _where(model: type[models.Model], field: models.FileField, pk: Any) -> str:
+    return f"{model._meta.label}.{field.name} pk={pk}"
+
+
+def _shown(name: str) -> str:
+    """A name as printed: quoted when it holds what would break the line."""
+    return name if name.isprintable() else repr(name)

@@ -1,0 +1,213 @@
+"""Moving one file field's files between large objects and another storage, a row at a time.
+
+``warehouse_import`` and ``warehouse_export`` share everything here: finding
+the field, resolving the other storage, walking the rows in primary-key
+order, drawing progress and summing up. Each row is moved in its own
+transaction, so an interrupted run leaves every row either moved or
+untouched, and running again picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, SuspiciousFileOperation
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import models
+from django.utils.module_loading import import_string
+
+from warehouse.conf import alias_for_writing
+from warehouse.progress import Progress, positive_int
+from warehouse.storage import DbFileStorage, oid_of
+
+MIB = 1024**2  # bytes
+DEFAULT_BATCH_SIZE = 100  # rows
+
+
+class RowChangedError(Exception):
+    """The row no longer holds the name it was read with: someone else changed it meanwhile."""
+
+
+# What makes one row fail without stopping the run: its file is missing or
+# unreadable, its name unusable, or the row changed under us.
+ROW_ERRORS = (OSError, SuspiciousFileOperation, RowChangedError)
+
+
+def file_field(label: str) -> tuple[type[models.Model], models.FileField]:
+    """Return the model and file field named ``app_label.Model.field``."""
+    try:
+        app_label, model_name, field_name = label.split(".")
+    except ValueError:
+        raise CommandError(f"{label!r} is not of the form app_label.Model.field.") from None
+    try:
+        model = apps.get_model(app_label, model_name)
+    except LookupError as exc:
+        raise CommandError(f"{label!r}: {exc}") from None
+    try:
+        field = model._meta.get_field(field_name)
+    except FieldDoesNotExist as exc:
+        raise CommandError(f"{label!r}: {exc}") from None
+    if not isinstance(field, models.FileField) or not field.concrete:
+        raise CommandError(f"{label!r} is a {type(field).__name__}, not a file field.")
+    return model, field
+
+
+def db_storage_of(label: str, field: models.FileField) -> DbFileStorage:
+    """Return the field's storage, refusing one that does not keep large objects."""
+    if not isinstance(field.storage, DbFileStorage):
+        raise CommandError(
+            f"{label} stores in {type(field.storage).__name__}, not in "
+            "warehouse.storage.DbFileStorage: give the field a DbFileStorage (a DbFileField) first."
+        )
+    return field.storage
+
+
+def other_storage(spec: str | None, location: str | None) -> Storage:
+    """Return the storage an alias of ``STORAGES``, a class's dotted path or a directory names."""
+    if location is not None:
+        storage: Storage = FileSystemStorage(location=location)
+    elif spec in storages.backends:
+        storage = storages[spec]
+    elif spec and "." in spec:
+        try:
+            cls = import_string(spec)
+        except ImportError as exc:
+            raise CommandError(f"Cannot import the storage class {spec!r}: {exc}") from None
+        # Checked before calling: instantiating an arbitrary class may do anything.
+        if not (isinstance(cls, type) and issubclass(cls, Storage)):
+            raise CommandError(f"{spec!r} is not a storage class.")
+        storage = cls()
+    else:
+        aliases = ", ".join(sorted(storages.backends))
+        raise CommandError(
+            f"{spec!r} is neither an alias in STORAGES ({aliases}) nor the dotted path of a "
+            "storage class."
+        )
+    if isinstance(storage, DbFileStorage):
+        raise CommandError(f"{spec!r} keeps large objects already: name another storage.")
+    return storage
+
+
+def is_stored(storage: DbFileStorage, name: str) -> bool:
+    """Whether ``name`` is one of ``storage``'s names and its large object exists."""
+    try:
+        oid_of(name)
+    except FileNotFoundError:
+        return False
+    return storage.exists(name)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+class FieldTransferCommand(BaseCommand):
+    """Move the files of one field row by row, counting, drawing progress and summing up."""
+
+    verb = ""  # "import": what the command does to a file
+    done = ""  # "imported"
+    skipped_because = ""  # "already in large objects": why a row needs nothing
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "field", metavar="app_label.Model.field", help="The file field whose files to move."
+        )
+        self.add_storage_arguments(parser)
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count and list what would move; change nothing."
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=DEFAULT_BATCH_SIZE,
+            metavar="N",
+            help=f"Rows fetched at a time, and shown per progress line when stderr is not a "
+            f"terminal (default {DEFAULT_BATCH_SIZE}).",
+        )
+
+    def add_storage_arguments(self, parser: CommandParser) -> None:
+        """Add the options naming the other storage."""
+        raise NotImplementedError
+
+    def prepare(self, options: dict[str, Any]) -> None:
+        """Read the command's own options before the first row."""
+
+    def transfer(self, pk: Any, name: str) -> int | None:
+        """Move one row's file in its own transaction; return its bytes, or None if skipped."""
+        raise NotImplementedError
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.label = options["field"]
+        self.model, self.field = file_field(self.label)
+        self.db_storage = db_storage_of(self.label, self.field)
+        # Rows and objects on one connection: a row and its file commit together.
+        self.using = alias_for_writing()
+        self.dry_run = options["dry_run"]
+        self.verbosity = options["verbosity"]
+        self.prepare(options)
+
+        total, rows = self.rows(options["batch_size"])
+        self.progress = Progress(
+            self.stderr, every=options["batch_size"], enabled=self.verbosity > 0
+        )
+        moved = moved_bytes = skipped = errors = 0
+        for pk, name in rows:
+            try:
+                size = self.transfer(pk, name)
+            except ROW_ERRORS as exc:
+                errors += 1
+                self.note(f"{self.model._meta.label} pk={pk} {name!r}: {exc}")
+            else:
+                if size is None:
+                    skipped += 1
+                else:
+                    moved += 1
+                    moved_bytes += size
+            self.progress.advance(
+                f"{self.verb}: {self.progress.count + 1}/{total} rows, {moved_bytes / MIB:.1f} MiB"
+            )
+        self.progress.finish()
+
+        done = f"would {self.verb}" if self.dry_run else self.done
+        self.stdout.write(
+            f"{done} {_count(moved, 'file')} ({_count(moved_bytes, 'byte')}), "
+            f"skipped {skipped} {self.skipped_because}, {_count(errors, 'error')}"
+        )
+        if errors:
+            raise CommandError(
+                f"{_count(errors, 'row')} failed; fix the cause and run again to resume.",
+                returncode=1,
+            )
+
+    def rows(self, batch_size: int) -> tuple[int, Iterator[tuple[Any, str]]]:
+        """The number of rows holding a name, and their (pk, name) in primary-key order."""
+        attname = self.field.attname
+        queryset = (
+            self.model._base_manager.using(self.using)
+            .exclude(**{f"{attname}__isnull": True})
+            .exclude(**{attname: ""})
+            .order_by("pk")
+            .values_list("pk", attname)
+        )
+        return queryset.count(), queryset.iterator(chunk_size=batch_size)
+
+    def rename(self, pk: Any, old: str, new: str) -> None:
+        """Point the row at ``new``, only if it still holds ``old``."""
+        attname = self.field.attname
+        rows = self.model._base_manager.using(self.using).filter(pk=pk, **{attname: old})
+        # update() sends no signals: a DbFileField must not unlink what this replaces.
+        if not rows.update(**{attname: new}):
+            raise RowChangedError(f"the row changed during the {self.verb}; left as it is")
+
+    def say(self, message: str) -> None:
+        """Write a line to stdout without tearing the progress line."""
+        self.progress.clear()
+        self.stdout.write(message)
+
+    def note(self, message: str) -> None:
+        """Write a line to stderr without tearing the progress line."""
+        self.progress.clear()
+        self.stderr.write(message)
