@@ -5,7 +5,8 @@ import io
 import pytest
 
 from tests.conftest import large_object_content, large_object_oids
-from warehouse.io import MAX_OID, DbFileIO, open_large_object
+from warehouse.io import DbFileIO, open_large_object
+from warehouse.objects import MAX_OID
 
 pytestmark = pytest.mark.django_db
 

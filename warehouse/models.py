@@ -21,7 +21,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-MAX_OID = 2**32 - 1
+from warehouse.objects import MAX_OID
 
 
 class OidField(models.BigIntegerField):

@@ -23,12 +23,10 @@ from django.utils.encoding import filepath_to_uri
 
 from warehouse import registry
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
-from warehouse.io import (
-    CHUNK_SIZE,
-    DbFileIO,
+from warehouse.io import CHUNK_SIZE, DbFileIO, open_large_object
+from warehouse.objects import (
     database_connection,
     large_object_exists,
-    open_large_object,
     unlink_large_object,
     validate_loid,
 )

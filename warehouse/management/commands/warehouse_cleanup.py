@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
-from warehouse.io import DbFileIO, unlink_large_object
+from warehouse.io import DbFileIO
+from warehouse.objects import unlink_large_object
 from warehouse.progress import Progress, positive_int
 
 # Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
