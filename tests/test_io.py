@@ -335,3 +335,19 @@ def test_an_unclosed_file_warns_when_collected(make_object):
     file = DbFileIO(make_object(b"x"), "rb")
     with pytest.warns(ResourceWarning, match="unclosed large object"):
         del file
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("wb", {"encoding": "utf-8"}),
+        ("w", {"buffering": 0}),
+        ("w", {"newline": "\t"}),
+        ("w", {"encoding": "no-such-codec"}),
+    ],
+)
+def test_open_large_object_refuses_bad_arguments_before_truncating(make_object, mode, options):
+    loid = make_object(b"precious contract")
+    with pytest.raises((ValueError, LookupError)):
+        open_large_object(loid, mode, **options)
+    assert large_object_content(loid) == b"precious contract"

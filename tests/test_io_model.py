@@ -128,6 +128,15 @@ def test_dbfileio_matches_a_file_for_any_sequence_of_operations():
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_dbfileio_matches_a_file_in_autocommit_too():
+    # Here every file manages its own transaction instead of joining the test's.
+    run_state_machine_as_test(
+        DbFileIOMatchesAFile,
+        settings=settings(max_examples=30, stateful_step_count=25, deadline=None),
+    )
+
+
 @given(content=st.binary(max_size=3000), chunk=st.integers(min_value=1, max_value=700))
 @settings(max_examples=30, deadline=None)
 def test_reading_in_any_chunk_size_gives_the_content_back(content, chunk):

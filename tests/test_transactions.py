@@ -1,10 +1,12 @@
 """Where a file's descriptor gets its transaction, and that it never leaves one open."""
 
+import contextlib
 import gc
+import threading
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import Error, connection, connections, transaction
+from django.db import Error, IntegrityError, connection, connections, transaction
 
 from tests.conftest import (
     SimulatedError,
@@ -13,7 +15,9 @@ from tests.conftest import (
     server_in_transaction,
     transaction_state,
 )
-from warehouse.io import DbFileIO
+from warehouse.io import DbFileIO, open_large_object
+from warehouse.storage import db_file_storage
+from warehouse.transactions import TransactionRolledBackError
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
 
@@ -242,3 +246,74 @@ def test_closing_a_file_whose_connection_dropped_says_so():
     assert file.closed
     connection.close_if_unusable_or_obsolete()
     assert transaction_state() == AUTOCOMMIT
+
+
+def test_a_buffered_write_whose_block_raises_is_rolled_back():
+    objects_before = large_object_oids()
+    with pytest.raises(SimulatedError), open_large_object(0, "wb") as file:
+        file.write(b"half an upload")
+        raise SimulatedError
+    assert large_object_oids() == objects_before
+
+
+def test_a_text_write_whose_block_raises_is_rolled_back():
+    objects_before = large_object_oids()
+    with pytest.raises(SimulatedError), open_large_object(0, "w") as file:
+        file.write("half an upload")
+        raise SimulatedError
+    assert large_object_oids() == objects_before
+
+
+def test_a_storage_write_whose_block_raises_leaves_the_old_content(make_object):
+    name = str(make_object(b"original content"))
+    with pytest.raises(SimulatedError), db_file_storage.open(name, "wb") as file:
+        file.write(b"HALF")
+        raise SimulatedError
+    assert large_object_content(int(name)) == b"original content"
+
+
+def test_a_failed_query_beside_an_open_file_makes_close_say_the_write_was_lost():
+    file = DbFileIO(0, "wb")
+    file.write(b"written before the query failed")
+    with pytest.raises(IntegrityError):
+        get_user_model().objects.create(username=None)
+    with pytest.raises(OSError, match="doomed"):
+        file.write(b"more")
+    with pytest.raises(TransactionRolledBackError):
+        file.close()
+    assert file.loid not in large_object_oids()
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_a_doom_handed_over_through_nested_blocks_still_rolls_back():
+    file = DbFileIO(0, "wb")
+    file.write(b"first half ")
+    with transaction.atomic(), contextlib.suppress(SimulatedError), transaction.atomic(), file:
+        file.write(b"second half")
+        raise SimulatedError
+    assert file.loid not in large_object_oids()
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_a_file_collected_in_another_thread_leaves_this_threads_transaction_alone():
+    dropped = {}
+
+    def drop_a_file_in_a_cycle():
+        file = DbFileIO(0, "wb")
+        file.cycle = file  # freed only by the cyclic collector, in whichever thread runs it
+        dropped["connection"] = connections["default"]
+
+    gc.disable()
+    try:
+        worker = threading.Thread(target=drop_a_file_in_a_cycle)
+        worker.start()
+        worker.join()
+        with transaction.atomic():
+            state = transaction_state()
+            with pytest.warns(ResourceWarning):
+                gc.collect()
+            assert transaction_state() == state
+    finally:
+        gc.enable()
+        dropped["connection"].inc_thread_sharing()
+        dropped["connection"].close()

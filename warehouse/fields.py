@@ -18,10 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import class_prepared, post_delete, post_init, post_save
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
+from warehouse.objects import database_connection, large_object_exists
 from warehouse.storage import DbFileStorage, db_file_storage, oid_of
 
 # Per instance, the names its file fields had when it was loaded or last saved.
@@ -64,16 +65,29 @@ class DbFileField(models.FileField):
     def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
         super().contribute_to_class(cls, name, **kwargs)
         if self.auto_delete and not cls._meta.abstract:
-            post_init.connect(self._remember_name, sender=cls, weak=False)
-            post_save.connect(self._unlink_replaced, sender=cls, weak=False)
-            post_delete.connect(self._unlink_deleted, sender=cls, weak=False)
+            self._follow(cls)
+            # Proxies send signals under their own name: follow those too.
+            class_prepared.connect(self._follow_proxy, weak=False)
+
+    def _follow(self, sender: type[models.Model]) -> None:
+        post_init.connect(self._remember_name, sender=sender, weak=False)
+        post_save.connect(self._unlink_replaced, sender=sender, weak=False)
+        post_delete.connect(self._unlink_deleted, sender=sender, weak=False)
+
+    def _follow_proxy(self, sender: type[models.Model], **kwargs: Any) -> None:
+        if sender._meta.proxy and sender._meta.concrete_model is self.model:
+            self._follow(sender)
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         file = super().pre_save(model_instance, add)
         if not self.auto_delete:
             return file
-        if not add and self._saved_name(model_instance) is _UNKNOWN:
-            # Loaded deferred: ask the row which file it holds before this save replaces it.
+        if not add and (
+            model_instance._state.adding or self._saved_name(model_instance) is _UNKNOWN
+        ):
+            # Only a name read from the database is trusted as the one being replaced:
+            # not one given to the constructor (an upload's name is the client's choice),
+            # nor a deferred field's. Ask the row.
             self._set_saved_name(model_instance, self._stored_name(model_instance))
         if file and (add or file.name != self._saved_name(model_instance)):
             # A new reference: hold the object's registry row until this save commits,
@@ -95,7 +109,8 @@ class DbFileField(models.FileField):
             return
         previous = self._saved_name(instance)
         current = _name_of(getattr(instance, self.attname))
-        if previous is not _UNKNOWN and previous != current:
+        # A new row replaced nothing, whatever name its constructor was given.
+        if not created and previous is not _UNKNOWN and previous != current:
             self._unlink_unreferenced(previous)
         self._set_saved_name(instance, current)
 
@@ -135,7 +150,12 @@ def _hold_against_unlink(name: str) -> None:
         loid = oid_of(name)
     except FileNotFoundError:
         return
-    registry.lock(loid, alias_for_writing(), share=True)
+    using = alias_for_writing()
+    if not registry.lock(loid, using, share=True) and not large_object_exists(
+        database_connection(using), loid
+    ):
+        # Unlinked by a transaction that committed while this one waited for its lock.
+        raise FileNotFoundError(f"The stored file {name!r} was deleted; it cannot be referenced.")
 
 
 def _name_of(value: Any) -> str | None:

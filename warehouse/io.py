@@ -14,10 +14,12 @@ exactly how.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import io
 import operator
+import threading
 import warnings
 from typing import Any
 
@@ -139,8 +141,9 @@ class DbFileIO(io.RawIOBase):
         if self._lease is not None and self._lease.doomed:
             raise OSError(
                 errno.EIO,
-                f"large object {self._loid}: the transaction it shares with another "
-                "file was doomed by that file's failure and will be rolled back",
+                f"large object {self._loid}: the transaction it shares was doomed by a "
+                "failure (of another file, or of a query on the connection) and will be "
+                "rolled back",
             )
 
     def _check_readable_now(self) -> None:
@@ -305,17 +308,29 @@ class DbFileIO(io.RawIOBase):
             if not self._failed:
                 raise
 
-    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        # A half-written object must not persist: roll back what this file wrote.
-        if exc_type is not None and self._writable:
+    def roll_back_on_close(self) -> None:
+        """Have ``close()`` roll back what this file wrote, where it began the transaction.
+
+        What a ``with`` block that raises does; the buffered and text layers
+        of :func:`open_large_object` and the storage's files call it too.
+        """
+        if self._writable:
             self._failed = True
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        # A half-written object must not persist.
+        if exc_type is not None:
+            self.roll_back_on_close()
         self.close()
 
     def __del__(self) -> None:
-        if self._lobject is not None and not self.closed:
-            warnings.warn(
-                f"unclosed large object {self!r}", ResourceWarning, stacklevel=2, source=self
-            )
+        if self._lobject is None or self.closed:
+            return
+        warnings.warn(f"unclosed large object {self!r}", ResourceWarning, stacklevel=2, source=self)
+        # A collection may run in any thread, but a connection and its transaction
+        # belong to one: from another, leave them for that thread to end.
+        if self._connection._thread_ident != threading.get_ident():
+            return
         # Nothing can be raised from a finalizer.
         with contextlib.suppress(Exception):
             self.close()
@@ -323,6 +338,34 @@ class DbFileIO(io.RawIOBase):
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
+
+
+def raw_of(file: Any) -> DbFileIO:
+    """The :class:`DbFileIO` under a buffered or text layer."""
+    while not isinstance(file, DbFileIO):
+        file = getattr(file, "buffer", None) or file.raw
+    return file
+
+
+class _RollsBackOnFailure:
+    """For the layers over a DbFileIO: a ``with`` block that raises rolls its writes back."""
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None:
+            raw_of(self).roll_back_on_close()
+        return super().__exit__(exc_type, exc_value, traceback)  # type: ignore[misc]
+
+
+class _BufferedWriter(_RollsBackOnFailure, io.BufferedWriter):
+    pass
+
+
+class _BufferedRandom(_RollsBackOnFailure, io.BufferedRandom):
+    pass
+
+
+class _TextIOWrapper(_RollsBackOnFailure, io.TextIOWrapper):
+    pass
 
 
 def open_large_object(
@@ -340,19 +383,34 @@ def open_large_object(
 
     Returns a buffered binary file for binary modes and a ``TextIOWrapper``
     for text modes, over a :class:`DbFileIO`; ``buffering=0`` returns the raw
-    file itself.
+    file itself. Arguments are checked before anything is opened, created or
+    truncated.
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be str, not {type(mode).__name__}")
     text = "b" not in mode
-    if text and "t" in mode:
-        mode = mode.replace("t", "")
-    elif "t" in mode:
+    if "t" in mode and not text:
         raise ValueError("can't have text and binary mode at once")
-    raw = DbFileIO(loid, mode if not text else mode + "b", name=name, using=using)
+    raw_mode = mode.replace("t", "") + ("b" if text else "")
+    _parse_mode(raw_mode)
+    if text and buffering == 0:
+        raise ValueError("can't have unbuffered text I/O")
+    if not text and (encoding or errors or newline):
+        raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    if newline not in (None, "", "\n", "\r", "\r\n"):
+        raise ValueError(f"illegal newline value: {newline!r}")
+    if text:
+        # Stored files outlive the machine's locale: UTF-8 unless told otherwise.
+        encoding = encoding or "utf-8"
+        codecs.lookup(encoding)
+
+    raw = DbFileIO(loid, raw_mode, name=name, using=using)
+    if buffering == 0:
+        return raw
     try:
         return _layer(raw, text, buffering, encoding, errors, newline)
     except BaseException:
+        raw.roll_back_on_close()
         raw.close()
         raise
 
@@ -366,22 +424,16 @@ def _layer(
     newline: str | None,
 ) -> Any:
     line_buffering = buffering == 1
-    if buffering == 0:
-        if text:
-            raise ValueError("can't have unbuffered text I/O")
-        return raw
-    if not text and (encoding or errors or newline):
-        raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
     if buffering < 0 or buffering == 1:
         buffering = DEFAULT_BUFFER_SIZE
     if raw.readable() and raw.writable():
-        buffer: Any = io.BufferedRandom(raw, buffering)
+        buffer: Any = _BufferedRandom(raw, buffering)
     elif raw.writable():
-        buffer = io.BufferedWriter(raw, buffering)
+        buffer = _BufferedWriter(raw, buffering)
     else:
         buffer = io.BufferedReader(raw, buffering)
     if not text:
         return buffer
-    wrapper = io.TextIOWrapper(buffer, encoding or "utf-8", errors, newline, line_buffering)
+    wrapper = _TextIOWrapper(buffer, encoding, errors, newline, line_buffering)
     wrapper.mode = raw.mode.replace("b", "")
     return wrapper

@@ -137,15 +137,17 @@ def lookup(loid: int, using: str) -> StoredFile | None:
     return _model().objects.using(using).filter(oid=loid).first()
 
 
-def lock(loid: int, using: str, *, share: bool) -> None:
+def lock(loid: int, using: str, *, share: bool) -> bool:
     """Lock an object's row until the transaction ends: shared to add a reference, else to unlink.
 
     A save that adds a reference holds a shared lock; an unlink takes the
     exclusive one before checking for references. Whichever comes second
     waits, then sees what the first did. Unregistered objects have no row
-    and so no lock.
+    and so no lock. Returns whether there was a row to lock.
     """
-    if enabled():
-        with connections[using].cursor() as cursor:
-            mode = "SHARE" if share else "UPDATE"
-            cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR {mode}", [loid])
+    if not enabled():
+        return False
+    with connections[using].cursor() as cursor:
+        mode = "SHARE" if share else "UPDATE"
+        cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR {mode}", [loid])
+        return cursor.rowcount > 0

@@ -23,7 +23,7 @@ from django.utils.encoding import filepath_to_uri
 
 from warehouse import registry
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
-from warehouse.io import CHUNK_SIZE, DbFileIO, open_large_object
+from warehouse.io import CHUNK_SIZE, DbFileIO, open_large_object, raw_of
 from warehouse.objects import (
     database_connection,
     large_object_exists,
@@ -81,22 +81,29 @@ class DbFile(File):
     def size(self) -> int:  # type: ignore[override]
         if self.file.writable():
             self.file.flush()
-        return _raw(self.file).size
+        return raw_of(self.file).size
 
     def close(self) -> None:
         """Close the object, first bringing its registry row up to date after writes."""
-        if self.file is not None and not self.file.closed and self.file.writable():
-            self.file.flush()
-            raw = _raw(self.file)
-            registry.refresh(raw.loid, raw.using)
-        super().close()
+        try:
+            if self.file is not None and not self.file.closed and self.file.writable():
+                self.file.flush()
+                raw = raw_of(self.file)
+                registry.refresh(raw.loid, raw.using)
+        except BaseException:
+            # What could not be recorded must not be kept either.
+            raw_of(self.file).roll_back_on_close()
+            raise
+        finally:
+            super().close()
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
+        if exc_type is not None:
             # Failed writes are rolled back: nothing to record, and the error to see is theirs.
-            self.file.__exit__(exc_type, exc_value, traceback)
+            raw_of(self.file).roll_back_on_close()
+            self.file.close()
+        else:
+            self.close()
 
     def open(self, mode: str | None = None, *args: Any, **kwargs: Any) -> DbFile:
         if not self.closed:
@@ -104,12 +111,6 @@ class DbFile(File):
         else:
             self.file = self._storage.open(self.name, mode or self.mode).file
         return self
-
-
-def _raw(file: Any) -> DbFileIO:
-    while not isinstance(file, DbFileIO):
-        file = getattr(file, "buffer", None) or file.raw
-    return file
 
 
 @deconstructible(path="warehouse.storage.DbFileStorage")

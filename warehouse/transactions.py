@@ -31,6 +31,10 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
+class TransactionRolledBackError(OSError):
+    """The transaction files shared was rolled back for a reason of Django's, not theirs."""
+
+
 class _SharedTransaction:
     """An outermost atomic block held open by the files that need it."""
 
@@ -49,12 +53,23 @@ class _SharedTransaction:
         if self._is_innermost():
             self.connection.needs_rollback = True
 
+    @property
+    def failed_under_files(self) -> bool:
+        """Whether a query on the connection failed, so Django will roll back at the end."""
+        return self._is_innermost() and self.connection.needs_rollback and not self.doomed
+
     def end(self) -> None:
         connection = self.connection
         if self._is_innermost():
+            rolled_back_for_others = self.failed_under_files
             if self.doomed:
                 connection.needs_rollback = True
             self.atomic.__exit__(None, None, None)
+            if rolled_back_for_others:
+                raise TransactionRolledBackError(
+                    "A query failed while large objects were open on this connection: their "
+                    "shared transaction was rolled back, and what the files wrote with it."
+                )
         elif self.atomic in connection.atomic_blocks:
             self._hand_over()
         # Otherwise the connection was closed or reset under us: nothing is left to end.
@@ -71,6 +86,9 @@ class _SharedTransaction:
         connection.atomic_blocks.remove(self.atomic)
         connection.savepoint_ids.pop(0)
         if self.doomed:
+            # Without savepoints to roll back to, every block passes the doom outwards
+            # (as Django does for a failed query in a savepoint=False block).
+            connection.savepoint_ids[:] = [None] * len(connection.savepoint_ids)
             connection.needs_rollback = True
 
     def _is_innermost(self) -> bool:
@@ -94,8 +112,9 @@ class Lease:
 
     @property
     def doomed(self) -> bool:
-        """Whether another file's failure has doomed the shared transaction."""
-        return self._shared is not None and self._shared.doomed
+        """Whether the shared transaction will be rolled back: a file or a query failed."""
+        shared = self._shared
+        return shared is not None and (shared.doomed or shared.failed_under_files)
 
     def release(self, *, failed: bool = False) -> None:
         """Give up the claim; the last one ends the shared transaction."""
