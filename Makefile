@@ -32,7 +32,7 @@ lint: $(BIN)/.installed ## ruff
 .PHONY: demo
 demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 with an embedded PostgreSQL
 	$(BIN)/python testproject/manage.py migrate --no-input
-	$(BIN)/python testproject/manage.py demo_user
+	$(BIN)/python testproject/manage.py demo_user --url http://$(HOST):$(PORT)/
 	$(BIN)/python testproject/manage.py runserver $(HOST):$(PORT)
 
 .PHONY: matrix

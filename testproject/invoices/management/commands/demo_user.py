@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 # (username = password, is staff and superuser)
 USERS = [("demo", True), ("other", False)]
@@ -15,6 +15,11 @@ class Command(BaseCommand):
     """Make sure the users demo/demo (superuser) and other/other exist."""
 
     help = "Create the users demo/demo (superuser) and other/other, or reset their passwords."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="Where the demo will be served."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
@@ -29,7 +34,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{action} user {username!r}.")
         self.stdout.write(
             self.style.SUCCESS(
-                "Log in at http://127.0.0.1:8000/ as demo / demo (admin at /admin/); "
+                f"Log in at {options['url']} as demo / demo (admin at {options['url']}admin/); "
                 "user other / other owns nothing of yours"
             )
         )
