@@ -1,7 +1,11 @@
 """Fixtures that look at PostgreSQL directly, not through the code under test."""
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 
 class SimulatedError(Exception):
@@ -71,3 +75,32 @@ def _unlink_objects_left_by_transactional_tests(request, django_db_blocker):
             cursor.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata LIMIT 1000")
             if cursor.rowcount < 1000:
                 break
+
+
+@contextmanager
+def role_that_may_not_read(*tables: str) -> Iterator[None]:
+    """Act as a new role that can read every table but ``tables``, and no large object."""
+    role = f"warehouse_test_reader_{os.getpid()}"
+    # In the test's transaction the role, its grants and SET LOCAL vanish with the
+    # rollback; a transactional test commits them, and must undo them by hand.
+    rolled_back = connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
+        if not cursor.fetchone()[0]:
+            pytest.skip("the test database's user may not create roles")
+        cursor.execute(f"CREATE ROLE {role}")
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        for table in tables:
+            cursor.execute(f"REVOKE SELECT ON {table} FROM {role}")
+        cursor.execute(f"SET {'LOCAL' if rolled_back else 'SESSION'} ROLE {role}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+            if not rolled_back:
+                cursor.execute(f"DROP OWNED BY {role}")
+                cursor.execute(f"DROP ROLE {role}")

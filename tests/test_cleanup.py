@@ -9,21 +9,37 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections, transaction
 
-from tests.conftest import large_object_oids
+from tests.conftest import large_object_oids, role_that_may_not_read
 from tests.factories import DocumentFactory
 from tests.models import Document, LegacyBlob
+from warehouse.management.commands.warehouse_cleanup import Command
 from warehouse.models import StoredFile
 from warehouse.storage import db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
 
 
-def cleanup(*args: str) -> tuple[int, str, str]:
+class UnlinkingWhileSurveying(Command):
+    """The cleanup, with another process unlinking an object just after the catalog listed it."""
+
+    def __init__(self, victim: int) -> None:
+        super().__init__()
+        self.victim = victim
+
+    def large_objects(self, using):
+        listed = super().large_objects(using)
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT lo_unlink(%s)", [self.victim])
+        return listed
+
+
+def cleanup(*args: str, command: Command | str = "warehouse_cleanup") -> tuple[int, str, str]:
     """Run the command; return its exit status and what it printed."""
     out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("warehouse_cleanup", *args, stdout=out, stderr=err)
+        call_command(command, *args, stdout=out, stderr=err)
     except CommandError as error:
+        err.write(f"CommandError: {error}\n")  # as manage.py would print it
         return error.returncode, out.getvalue(), err.getvalue()
     return 0, out.getvalue(), err.getvalue()
 
@@ -180,3 +196,66 @@ def test_an_object_saved_by_a_transaction_still_open_is_invisible_to_cleanup():
         cleanup_done.set()
         saver.join()
     assert oid_of(names[0]) in large_object_oids()
+
+
+# -- objects that cannot be measured, columns that cannot be read ------------------------
+
+
+def test_an_object_unlinked_while_the_survey_runs_is_left_out_of_it(make_object):
+    make_object(b"stays")
+    gone = make_object(b"unlinked meanwhile")
+    status, out, _ = cleanup("--grace-hours", "0", command=UnlinkingWhileSurveying(gone))
+    assert status == 0
+    assert "1 (5\xa0bytes) unreferenced and unregistered" in out
+    assert "could not be measured" not in out
+
+
+def test_an_object_the_role_may_not_read_is_counted_without_its_size(make_object):
+    make_object(b"not mine to read")
+    with role_that_may_not_read():
+        status, out, _ = cleanup("--grace-hours", "0")
+    assert status == 0
+    assert "1 (0\xa0bytes) unreferenced and unregistered" in out
+    assert "1 objects could not be measured (counted as 0 bytes)" in out
+    assert "permission denied for large object" in out
+
+
+def test_an_object_the_role_may_not_read_leaves_the_callers_transaction_usable(make_object):
+    make_object(b"not mine to read")
+    with role_that_may_not_read():
+        cleanup("--grace-hours", "0")
+        assert cleanup("--grace-hours", "0")[0] == 0
+    assert Document.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_object_the_role_may_not_read_leaves_autocommit_usable(make_object):
+    make_object(b"not mine to read")
+    with role_that_may_not_read():
+        status, out, _ = cleanup("--grace-hours", "0")
+        assert status == 0
+        assert "1 objects could not be measured" in out
+        assert not connections["default"].in_atomic_block
+        assert cleanup("--grace-hours", "0")[0] == 0
+
+
+def test_a_dry_run_warns_of_an_oid_column_the_role_may_not_read():
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE TABLE warehouse_test_secret (blob oid)")
+    with role_that_may_not_read("warehouse_test_secret"):
+        status, _, err = cleanup("--grace-hours", "0")
+    assert status == 0
+    assert (
+        "warning: this role cannot read the oid/lo columns public.warehouse_test_secret.blob" in err
+    )
+
+
+def test_delete_refuses_while_an_oid_column_is_unreadable_and_unlinks_nothing():
+    loid = orphan()
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE TABLE warehouse_test_secret (blob oid)")
+    with role_that_may_not_read("warehouse_test_secret"):
+        status, _, err = cleanup("--delete", "--grace-hours", "0")
+    assert status == 2
+    assert "public.warehouse_test_secret.blob" in err
+    assert loid in large_object_oids()

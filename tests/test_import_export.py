@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -19,7 +20,7 @@ from tests.factories import ContractFactory, InvoiceFactory
 from tests.models import Contract
 from warehouse import registry
 from warehouse.io import CHUNK_SIZE
-from warehouse.storage import extension_of, oid_of
+from warehouse.storage import db_file_storage, extension_of, oid_of
 
 # Commits are the point: each row is moved in a transaction of its own.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -361,6 +362,89 @@ def test_a_batch_size_below_1_is_refused(source):
             "--batch-size",
             "0",
         )
+
+
+# -- a source file named like a large object ---------------------------------------------
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Path:
+    """A source directory for files a legacy storage named by number."""
+    (tmp_path / "legacy").mkdir()
+    return tmp_path / "legacy"
+
+
+def collide(legacy: Path, theirs: bytes, mine: bytes) -> str:
+    """Someone's large object, and a source file and row of mine under the very same name."""
+    name = db_file_storage.save("salary.pdf", ContentFile(theirs))
+    (legacy / name).write_bytes(mine)
+    ContractFactory(title="mine", document=name)
+    return name
+
+
+def test_a_source_file_named_like_a_large_object_with_other_content_fails_its_row(legacy):
+    name = collide(legacy, b"someone else's salary slip", b"my own contract")
+    result = import_from(legacy)
+    assert result.returncode == 1
+    assert (
+        f"ambiguous: the source has {name} and large object {oid_of(name)} exists with other "
+        "content; rename the source file, and the row's name with it"
+    ) in result.stderr
+    assert result.summary.endswith("skipped 0 already in large objects, 1 error")
+
+
+def test_a_source_file_named_like_a_large_object_leaves_the_row_and_the_object_alone(legacy):
+    name = collide(legacy, b"someone else's salary slip", b"my own contract")
+    objects = large_object_oids()
+    import_from(legacy)
+    assert documents()["mine"] == name
+    assert large_object_content(oid_of(name)) == b"someone else's salary slip"
+    assert large_object_oids() == objects
+
+
+def test_other_content_of_the_same_size_is_told_apart_by_its_hash(legacy):
+    name = collide(legacy, b"theirs", b"mine!!")
+    result = import_from(legacy)
+    assert result.returncode == 1
+    assert documents()["mine"] == name
+
+
+def test_a_source_file_named_like_an_unregistered_large_object_fails_its_row(legacy, make_object):
+    loid = make_object(b"same bytes")
+    (legacy / f"{loid}.pdf").write_bytes(b"same bytes")
+    ContractFactory(title="mine", document=f"{loid}.pdf")
+    result = import_from(legacy)
+    assert result.returncode == 1
+    assert "cannot be compared; rename the source file" in result.stderr
+    assert documents()["mine"] == f"{loid}.pdf"
+
+
+def test_a_dry_run_reports_a_source_file_named_like_a_large_object(legacy):
+    collide(legacy, b"someone else's salary slip", b"my own contract")
+    result = import_from(legacy, "--dry-run")
+    assert result.returncode == 1
+    assert "ambiguous" in result.stderr
+
+
+def test_a_source_file_with_the_very_content_of_the_large_object_it_is_named_like_is_skipped(
+    legacy,
+):
+    name = collide(legacy, b"the same contract", b"the same contract")
+    objects = large_object_oids()
+    result = import_from(legacy)
+    assert result.returncode == 0
+    assert result.summary.endswith("skipped 1 already in large objects, 0 errors")
+    assert documents()["mine"] == name
+    assert large_object_oids() == objects
+
+
+def test_a_second_import_after_deleting_the_sources_changes_nothing(source):
+    import_from(source, "--delete-source")
+    imported = documents()
+    result = import_from(source)
+    assert result.returncode == 0
+    assert documents() == imported
+    assert result.summary.endswith("skipped 5 already in large objects, 0 errors")
 
 
 # -- progress ---------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
 from django.utils.module_loading import import_string
 
+from warehouse import registry
 from warehouse.conf import alias_for_writing
+from warehouse.io import CHUNK_SIZE
 from warehouse.progress import Progress, positive_int
 from warehouse.storage import DbFileStorage, oid_of
 
@@ -31,9 +33,13 @@ class RowChangedError(Exception):
     """The row no longer holds the name it was read with: someone else changed it meanwhile."""
 
 
+class AmbiguousNameError(Exception):
+    """The row's name is both a file of the other storage and a different large object."""
+
+
 # What makes one row fail without stopping the run: its file is missing or
-# unreadable, its name unusable, or the row changed under us.
-ROW_ERRORS = (OSError, SuspiciousFileOperation, RowChangedError)
+# unreadable, its name unusable or ambiguous, or the row changed under us.
+ROW_ERRORS = (OSError, SuspiciousFileOperation, RowChangedError, AmbiguousNameError)
 
 
 def file_field(label: str) -> tuple[type[models.Model], models.FileField]:
@@ -98,6 +104,44 @@ def is_stored(storage: DbFileStorage, name: str) -> bool:
     except FileNotFoundError:
         return False
     return storage.exists(name)
+
+
+def is_imported(storage: DbFileStorage, source: Storage, name: str, using: str) -> bool:
+    """Whether the row holding ``name`` points at its large object already.
+
+    A legacy storage may name its files by number, so ``"16384.pdf"`` can be
+    both a source file and someone else's large object. The name counts as
+    imported when the source has no such file, or has one with the object's
+    very content (by the registry's SHA-256); otherwise nothing tells which
+    one the row means, and :class:`AmbiguousNameError` says so.
+    """
+    if not is_stored(storage, name):
+        return False
+    if not source.exists(name):
+        return True
+    loid = oid_of(name)
+    row = registry.lookup(loid, using)
+    if row is None:
+        raise AmbiguousNameError(
+            f"ambiguous: the source has {name} and large object {loid} exists, unregistered, "
+            "so its content cannot be compared; rename the source file, and the row's name with it"
+        )
+    # The size first: comparing it costs no read of the source file.
+    if source.size(name) != row.size or _sha256(source, name) != row.sha256:
+        raise AmbiguousNameError(
+            f"ambiguous: the source has {name} and large object {loid} exists with other "
+            "content; rename the source file, and the row's name with it"
+        )
+    return True
+
+
+def _sha256(storage: Storage, name: str) -> str:
+    """The SHA-256 of a file, read in chunks: a legacy file may not fit in memory."""
+    digest = registry.Digest()
+    with storage.open(name, "rb") as file:
+        for chunk in file.chunks(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.sha256
 
 
 def _count(number: int, noun: str) -> str:

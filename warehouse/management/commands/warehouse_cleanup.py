@@ -14,7 +14,7 @@ from django.utils import timezone
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
 from warehouse.io import DbFileIO
-from warehouse.objects import unlink_large_object
+from warehouse.objects import database_connection, large_object_exists, unlink_large_object
 from warehouse.progress import Progress, positive_int
 
 # Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         "row may be about to be saved); unregistered ones are deleted only with "
         "--include-unregistered, since nothing tells their age. Exit status: 0 done, "
         f"{EXIT_WOULD_DELETE} a dry run found objects to delete, {EXIT_ERRORS} some could "
-        "not be deleted."
+        "not be deleted, or deleting was refused because some oid column is unreadable."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -75,6 +75,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         using = alias_for_writing()
+        self.check_oid_columns(using, deleting=options["delete"])
         found = self.survey(using, timedelta(hours=options["grace_hours"]))
         doomed = found["orphaned"].oids + (
             found["unregistered"].oids if options["include_unregistered"] else []
@@ -93,27 +94,55 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} objects could not be deleted", returncode=EXIT_ERRORS)
 
+    def check_oid_columns(self, using: str, *, deleting: bool) -> None:
+        """Refuse to delete when some oid column is unreadable; a dry run only warns."""
+        unreadable = references.unreadable_oid_columns(using)
+        if not unreadable:
+            return
+        problem = (
+            f"this role cannot read the oid/lo columns {', '.join(unreadable)}: an object "
+            "referenced only there looks orphaned"
+        )
+        if deleting:
+            raise CommandError(
+                f"{problem}. Grant SELECT on them, or run as a role that can read them.",
+                returncode=EXIT_ERRORS,
+            )
+        self.stderr.write(f"warning: {problem}")
+
     def survey(self, using: str, grace: timedelta) -> dict[str, Tally]:
         """Sort every large object: referenced, orphaned, too young, or unregistered."""
         referenced = references.referenced_oids(using)
         young_since = timezone.now() - grace
         found = {kind: Tally() for kind in ("referenced", "orphaned", "young", "unregistered")}
-        with connections[using].cursor() as cursor:
-            cursor.execute(
-                f"SELECT m.oid, f.oid IS NOT NULL, f.size, f.created "
-                f"FROM pg_largeobject_metadata m LEFT JOIN {registry.table()} f ON f.oid = m.oid"
-            )
-            rows = cursor.fetchall()
-        for loid, registered, size, created in rows:
+        self.unmeasured: list[str] = []
+        for loid, registered, size, created in self.large_objects(using):
             if loid in referenced:
                 found["referenced"].add(loid, size or 0)
             elif not registered:
-                found["unregistered"].add(loid, _measure(loid, using))
+                try:
+                    size = _measure(loid, using)
+                except FileNotFoundError:
+                    continue  # unlinked since it was listed: nothing left to sort
+                except (DatabaseError, OSError) as exc:
+                    # Unreadable by this role, say: still an unregistered object, of unknown size.
+                    self.unmeasured.append(f"large object {loid}: {exc}".strip())
+                    size = 0
+                found["unregistered"].add(loid, size)
             elif created > young_since:
                 found["young"].add(loid, size)
             else:
                 found["orphaned"].add(loid, size)
         return found
+
+    def large_objects(self, using: str) -> list[tuple[int, bool, int | None, Any]]:
+        """(oid, registered, size, created) of every large object, from the catalog."""
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT m.oid, f.oid IS NOT NULL, f.size, f.created "
+                f"FROM pg_largeobject_metadata m LEFT JOIN {registry.table()} f ON f.oid = m.oid"
+            )
+            return cursor.fetchall()
 
     def report(self, found: dict[str, Tally]) -> None:
         self.stdout.write(
@@ -121,6 +150,11 @@ class Command(BaseCommand):
             f"{found['young']} unreferenced within the grace period, "
             f"{found['unregistered']} unreferenced and unregistered"
         )
+        if self.unmeasured:
+            self.stdout.write(
+                f"{len(self.unmeasured)} objects could not be measured (counted as 0 bytes), "
+                f"the first one: {self.unmeasured[0]}"
+            )
 
     def delete(self, oids: list[int], using: str, batch_size: int) -> tuple[int, int]:
         """Unlink in batches, each checked again and locked in its own transaction."""
@@ -169,5 +203,14 @@ class Command(BaseCommand):
 
 
 def _measure(loid: int, using: str) -> int:
-    with DbFileIO(loid, "rb", using=using) as file:
-        return file.size
+    """The size of an object; ``FileNotFoundError`` if it is gone, even while being opened."""
+    try:
+        # A savepoint, or a transaction of its own in autocommit: a refused lo_open
+        # aborts the transaction it runs in, and that must not be the caller's.
+        with transaction.atomic(using=using), DbFileIO(loid, "rb", using=using) as file:
+            return file.size
+    except DatabaseError:
+        # Unlinked between the catalog's answer and lo_open: as good as never listed.
+        if not large_object_exists(database_connection(using), loid):
+            raise FileNotFoundError(f"large object {loid} was unlinked meanwhile") from None
+        raise

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 from django.db import transaction
 
-from warehouse.transfer import FieldTransferCommand, is_stored, other_storage
+from warehouse.transfer import FieldTransferCommand, is_imported, other_storage
 
 
 class Command(FieldTransferCommand):
@@ -20,6 +20,8 @@ class Command(FieldTransferCommand):
         "the other storage's names, and each row is rewritten to its large object's name in "
         "the transaction that creates the object. Rows already in large objects are skipped, "
         "so an interrupted run resumes where it stopped and a second run changes nothing. "
+        "A name that is both a source file and a large object with other content (a legacy "
+        "storage naming its files by number) fails its row rather than guess. "
         "Exit status: 0 done, 1 some rows failed (they are listed on stderr)."
     )
     verb = "import"
@@ -55,7 +57,7 @@ class Command(FieldTransferCommand):
         # One transaction: a failure anywhere, or the row changing meanwhile, rolls
         # the new object back and leaves the row on its old name.
         with transaction.atomic(using=self.using):
-            if is_stored(self.db_storage, name):
+            if is_imported(self.db_storage, self.source, name, self.using):
                 return None
             if self.dry_run:
                 size = self.source.size(name)

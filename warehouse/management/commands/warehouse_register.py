@@ -54,7 +54,7 @@ class Command(BaseCommand):
     def referenced_names(self, using: str) -> dict[int, str]:
         """The name each referenced object goes by (one of them, when several)."""
         names = {}
-        for model, field in references.file_fields():
+        for model, field in references.file_fields_on(using):
             for name in references.field_names(model, field, using):
                 try:
                     names[oid_of(name)] = name

@@ -101,7 +101,7 @@ class Verification:
         )
 
     def run(self) -> None:
-        for model, field in references.file_fields():
+        for model, field in references.file_fields_on(self.using):
             batch: list[tuple[Any, str, int]] = []
             for pk, name in self._rows(model, field):
                 try:
