@@ -38,6 +38,10 @@ def configure() -> None:
         USE_TZ=True,
     )
     django.setup()
+    from django.core.management import call_command
+
+    # The registry's table: every save records a row in it.
+    call_command("migrate", "warehouse", verbosity=0)
 
 
 def peak_rss_mib() -> float:
