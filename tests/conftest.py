@@ -1,11 +1,12 @@
 """Fixtures that look at PostgreSQL directly, not through the code under test."""
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 
 class SimulatedError(Exception):
@@ -104,3 +105,38 @@ def role_that_may_not_read(*tables: str) -> Iterator[None]:
             if not rolled_back:
                 cursor.execute(f"DROP OWNED BY {role}")
                 cursor.execute(f"DROP ROLE {role}")
+
+
+@contextmanager
+def open_transaction_in_another_thread(
+    begin: Callable[[], object],
+    finish: Callable[[object], None] = lambda result: None,
+    *,
+    commit_after: float = 30,
+) -> Iterator[object]:
+    """Run ``begin`` in an atomic block of another thread, and keep it open meanwhile.
+
+    The block runs ``finish(begin's result)`` and commits when the ``with``
+    body ends, or after ``commit_after`` seconds if the body is waiting on it.
+    """
+    started, release = threading.Event(), threading.Event()
+    results = []
+
+    def hold_open() -> None:
+        try:
+            with transaction.atomic():
+                results.append(begin())
+                started.set()
+                release.wait(timeout=commit_after)
+                finish(results[0])
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=hold_open)
+    other.start()
+    try:
+        assert started.wait(timeout=30), "the other transaction did not begin"
+        yield results[0]
+    finally:
+        release.set()
+        other.join()

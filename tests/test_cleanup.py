@@ -1,15 +1,18 @@
 """warehouse_cleanup finds what nothing references, and unlinks it only when told to."""
 
 import io
-import threading
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connections, transaction
+from django.db import connections
 
-from tests.conftest import large_object_oids, role_that_may_not_read
+from tests.conftest import (
+    large_object_oids,
+    open_transaction_in_another_thread,
+    role_that_may_not_read,
+)
 from tests.factories import DocumentFactory
 from tests.models import Document, LegacyBlob
 from warehouse.management.commands.warehouse_cleanup import Command
@@ -149,53 +152,20 @@ def test_many_orphans_are_deleted_in_batches_under_the_lock_limit():
 @pytest.mark.django_db(transaction=True)
 def test_an_object_whose_row_an_open_transaction_is_saving_is_never_taken():
     name = db_file_storage.save("pending.pdf", ContentFile(b"about to be referenced"))
-    row_inserted, cleanup_done = threading.Event(), threading.Event()
-
-    def save_row_slowly():
-        try:
-            with transaction.atomic():
-                Document.objects.create(file=name)
-                row_inserted.set()
-                cleanup_done.wait(timeout=30)
-        finally:
-            connections.close_all()
-
-    saver = threading.Thread(target=save_row_slowly)
-    saver.start()
-    assert row_inserted.wait(timeout=30)
-    try:
+    with open_transaction_in_another_thread(lambda: Document.objects.create(file=name)):
         cleanup("--delete", "--grace-hours", "0")
-    finally:
-        cleanup_done.set()
-        saver.join()
     assert oid_of(name) in large_object_oids()
     assert Document.objects.get().file.name == name
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_object_saved_by_a_transaction_still_open_is_invisible_to_cleanup():
-    saved, cleanup_done = threading.Event(), threading.Event()
-    names = []
-
-    def save_in_a_long_transaction():
-        try:
-            with transaction.atomic():
-                names.append(db_file_storage.save("slow.pdf", ContentFile(b"slow")))
-                saved.set()
-                cleanup_done.wait(timeout=30)
-                Document.objects.create(file=names[0])
-        finally:
-            connections.close_all()
-
-    saver = threading.Thread(target=save_in_a_long_transaction)
-    saver.start()
-    assert saved.wait(timeout=30)
-    try:
+    with open_transaction_in_another_thread(
+        lambda: db_file_storage.save("slow.pdf", ContentFile(b"slow")),
+        lambda name: Document.objects.create(file=name),
+    ) as name:
         cleanup("--delete", "--grace-hours", "0", "--include-unregistered")
-    finally:
-        cleanup_done.set()
-        saver.join()
-    assert oid_of(names[0]) in large_object_oids()
+    assert oid_of(name) in large_object_oids()
 
 
 # -- objects that cannot be measured, columns that cannot be read ------------------------

@@ -1,13 +1,16 @@
 """DbFileField unlinks files no row points at any more, in the transaction that let go of them."""
 
-import threading
-
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections, transaction
+from django.db import transaction
 
-from tests.conftest import SimulatedError, large_object_content, large_object_oids
+from tests.conftest import (
+    SimulatedError,
+    large_object_content,
+    large_object_oids,
+    open_transaction_in_another_thread,
+)
 from tests.factories import DocumentFactory, DraftFactory, FolderFactory, InvoiceFactory
 from tests.models import Document, DocumentProxy, Invoice, LegacyBlob
 from warehouse.storage import db_file_storage, oid_of
@@ -208,25 +211,12 @@ def test_a_copy_saved_while_the_original_is_being_deleted_fails_rather_than_dang
     original = DocumentFactory()
     copy = Document.objects.get(pk=original.pk)
     copy.pk = None
-    unlinked, copy_waiting = threading.Event(), threading.Event()
-
-    def delete_original_slowly():
-        try:
-            with transaction.atomic():
-                Document.objects.filter(pk=original.pk).delete()
-                unlinked.set()
-                copy_waiting.wait(timeout=30)
-        finally:
-            connections.close_all()
-
-    deleter = threading.Thread(target=delete_original_slowly)
-    deleter.start()
-    assert unlinked.wait(timeout=30)
-    threading.Timer(0.5, copy_waiting.set).start()
-    try:
-        with pytest.raises(FileNotFoundError), transaction.atomic():
-            copy.save()
-    finally:
-        copy_waiting.set()
-        deleter.join()
+    deleting = Document.objects.filter(pk=original.pk)
+    # The copy's save waits for the deleting transaction's lock, which lets go after 0.5 s.
+    with (
+        open_transaction_in_another_thread(deleting.delete, commit_after=0.5),
+        pytest.raises(FileNotFoundError),
+        transaction.atomic(),
+    ):
+        copy.save()
     assert not Document.objects.exists()
