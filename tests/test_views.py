@@ -75,7 +75,17 @@ def test_head_sends_the_headers_without_the_body(client):
     response = client.head(f"/serve/{stored(b'12345')}")
     assert response.status_code == 200
     assert response["Content-Length"] == "5"
-    assert b"".join(response.streaming_content) == b""
+    assert response.content == b""
+
+
+def test_head_under_asgi_sends_the_headers_without_the_body():
+    name = stored(b"12345")
+
+    async def fetch():
+        return await AsyncClient().head(f"/serve/{name}")
+
+    response = async_to_sync(fetch)()
+    assert (response.status_code, response["Content-Length"]) == (200, "5")
 
 
 def test_other_methods_are_not_allowed(client):
@@ -147,3 +157,12 @@ def test_a_real_http_server_answers_404_for_a_missing_file(live_server):
         urllib.request.urlopen(f"{live_server.url}/serve/{MISSING}")
     assert error.value.code == 404
     error.value.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_http_server_answers_head_with_the_length_and_no_body(live_server):
+    name = stored(b"12345")
+    request = urllib.request.Request(f"{live_server.url}/serve/{name}", method="HEAD")
+    with urllib.request.urlopen(request) as response:
+        assert response.headers["Content-Length"] == "5"
+        assert response.read() == b""

@@ -22,6 +22,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     Http404,
     HttpRequest,
+    HttpResponse,
     HttpResponseBase,
     HttpResponseNotAllowed,
     StreamingHttpResponse,
@@ -116,9 +117,15 @@ def db_serve(
     except FileNotFoundError:
         raise Http404(f"No stored file named {filename!r}.") from None
 
-    stream_class = AsyncLargeObjectStream if isinstance(request, ASGIRequest) else LargeObjectStream
-    content = stream_class(loid, 0, size, using) if request.method == "GET" else []
-    response = StreamingHttpResponse(content, content_type=_content_type(filename))
+    content_type = _content_type(filename)
+    response: HttpResponseBase
+    if request.method == "HEAD":
+        # No body to stream, under WSGI or ASGI alike.
+        response = HttpResponse(content_type=content_type)
+    else:
+        is_asgi = isinstance(request, ASGIRequest)
+        stream = (AsyncLargeObjectStream if is_asgi else LargeObjectStream)(loid, 0, size, using)
+        response = StreamingHttpResponse(stream, content_type=content_type)
     response["Content-Length"] = str(size)
     # User files: never let a browser run or guess them, nor a shared cache keep them.
     response["X-Content-Type-Options"] = "nosniff"
