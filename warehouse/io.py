@@ -340,6 +340,12 @@ class DbFileIO(io.RawIOBase):
         return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
 
 
+def large_object_size(loid: int, using: str) -> int:
+    """The length of an object in bytes, measured on the object itself."""
+    with DbFileIO(loid, "rb", using=using) as file:
+        return file.size
+
+
 def raw_of(file: Any) -> DbFileIO:
     """The :class:`DbFileIO` under a buffered or text layer."""
     while not isinstance(file, DbFileIO):

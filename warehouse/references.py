@@ -74,14 +74,20 @@ def file_fields_on(using: str) -> list[tuple[type[models.Model], models.FileFiel
     return [(model, field) for model, field in fields if quote(model._meta.db_table) in present]
 
 
-def field_names(model: type[models.Model], field: models.FileField, using: str) -> Iterator[str]:
-    """The non-empty names one field holds, streamed."""
-    rows = (
+def rows_with_files(
+    model: type[models.Model], field: models.FileField, using: str
+) -> models.QuerySet:
+    """The rows whose ``field`` holds a name."""
+    return (
         model._base_manager.using(using)
         .exclude(**{f"{field.attname}__isnull": True})
         .exclude(**{field.attname: ""})
-        .values_list(field.attname, flat=True)
     )
+
+
+def field_names(model: type[models.Model], field: models.FileField, using: str) -> Iterator[str]:
+    """The non-empty names one field holds, streamed."""
+    rows = rows_with_files(model, field, using).values_list(field.attname, flat=True)
     return rows.iterator(chunk_size=5000)
 
 

@@ -23,7 +23,7 @@ from django.utils.encoding import filepath_to_uri
 
 from warehouse import registry
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
-from warehouse.io import CHUNK_SIZE, DbFileIO, open_large_object, raw_of
+from warehouse.io import CHUNK_SIZE, DbFileIO, large_object_size, open_large_object, raw_of
 from warehouse.objects import (
     database_connection,
     large_object_exists,
@@ -202,8 +202,7 @@ class DbFileStorage(Storage):
                 raise FileNotFoundError(f"No stored file named {name!r}")
             if size is not None:
                 return size
-        with DbFileIO(loid, "rb", name=name, using=using) as file:
-            return file.size
+        return large_object_size(loid, using)
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         """List every large object: names carry no directories."""

@@ -106,11 +106,6 @@ class Lease:
         self._released = False
 
     @property
-    def owns_transaction(self) -> bool:
-        """Whether the transaction was started for files (rather than by the caller)."""
-        return self._shared is not None
-
-    @property
     def doomed(self) -> bool:
         """Whether the shared transaction will be rolled back: a file or a query failed."""
         shared = self._shared

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
 from django.utils.module_loading import import_string
 
-from warehouse import registry
+from warehouse import references, registry
 from warehouse.conf import alias_for_writing
 from warehouse.io import CHUNK_SIZE
 from warehouse.progress import Progress, positive_int
@@ -228,15 +228,9 @@ class FieldTransferCommand(BaseCommand):
 
     def rows(self, batch_size: int) -> tuple[int, Iterator[tuple[Any, str]]]:
         """The number of rows holding a name, and their (pk, name) in primary-key order."""
-        attname = self.field.attname
-        queryset = (
-            self.model._base_manager.using(self.using)
-            .exclude(**{f"{attname}__isnull": True})
-            .exclude(**{attname: ""})
-            .order_by("pk")
-            .values_list("pk", attname)
-        )
-        return queryset.count(), queryset.iterator(chunk_size=batch_size)
+        rows = references.rows_with_files(self.model, self.field, self.using).order_by("pk")
+        rows = rows.values_list("pk", self.field.attname)
+        return rows.count(), rows.iterator(chunk_size=batch_size)
 
     def rename(self, pk: Any, old: str, new: str) -> None:
         """Point the row at ``new``, only if it still holds ``old``."""

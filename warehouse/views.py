@@ -30,7 +30,7 @@ from django.http import (
 from django.utils.http import content_disposition_header
 
 from warehouse.conf import alias_for_reading
-from warehouse.io import DbFileIO
+from warehouse.io import DbFileIO, large_object_size
 from warehouse.storage import oid_of
 
 # Large enough that a round trip per chunk costs little next to sending it.
@@ -112,8 +112,7 @@ def db_serve(
     try:
         loid = oid_of(filename)
         using = alias_for_reading()
-        with DbFileIO(loid, "rb", using=using) as file:
-            size = file.size
+        size = large_object_size(loid, using)
     except FileNotFoundError:
         raise Http404(f"No stored file named {filename!r}.") from None
 

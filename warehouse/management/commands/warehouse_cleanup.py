@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
-from warehouse.io import DbFileIO
+from warehouse.io import large_object_size
 from warehouse.objects import database_connection, large_object_exists, unlink_large_object
 from warehouse.progress import Progress, positive_int
 
@@ -207,8 +207,8 @@ def _measure(loid: int, using: str) -> int:
     try:
         # A savepoint, or a transaction of its own in autocommit: a refused lo_open
         # aborts the transaction it runs in, and that must not be the caller's.
-        with transaction.atomic(using=using), DbFileIO(loid, "rb", using=using) as file:
-            return file.size
+        with transaction.atomic(using=using):
+            return large_object_size(loid, using)
     except DatabaseError:
         # Unlinked between the catalog's answer and lo_open: as good as never listed.
         if not large_object_exists(database_connection(using), loid):

@@ -16,7 +16,7 @@ from django.db import connections, models
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_reading
-from warehouse.io import DbFileIO
+from warehouse.io import large_object_size
 from warehouse.models import StoredFile
 from warehouse.progress import Progress, positive_int
 from warehouse.storage import oid_of
@@ -124,17 +124,11 @@ class Verification:
     ) -> Iterator[tuple[Any, str]]:
         """(pk, name) of each row with a file, in pk order.
 
-        The names ``references.field_names()`` yields, with the pk that a
-        report needs: finding it afterwards would scan the table per problem.
+        With the pk that a report needs: finding it afterwards would scan the
+        table per problem.
         """
-        rows = (
-            model._base_manager.using(self.using)
-            .exclude(**{f"{field.attname}__isnull": True})
-            .exclude(**{field.attname: ""})
-            .order_by("pk")
-            .values_list("pk", field.attname)
-        )
-        return rows.iterator(chunk_size=self.batch_size)
+        rows = references.rows_with_files(model, field, self.using).order_by("pk")
+        return rows.values_list("pk", field.attname).iterator(chunk_size=self.batch_size)
 
     def _check_batch(
         self, model: type[models.Model], field: models.FileField, batch: list[tuple[Any, str, int]]
@@ -170,7 +164,7 @@ class Verification:
                 digest = registry.measure(loid, self.using)
                 actual_size, actual_sha256 = digest.size, digest.sha256
             else:
-                actual_size, actual_sha256 = self._size(loid), sha256
+                actual_size, actual_sha256 = large_object_size(loid, self.using), sha256
         except FileNotFoundError:
             return False
         self.bytes += actual_size
@@ -182,10 +176,6 @@ class Verification:
         elif actual_sha256 != sha256:
             self._mismatch(name, "sha256", sha256, actual_sha256)
         return True
-
-    def _size(self, loid: int) -> int:
-        with DbFileIO(loid, "rb", using=self.using) as file:
-            return file.size
 
     def _mismatch(self, name: str, what: str, expected: Any, got: Any) -> None:
         self.mismatched += 1
