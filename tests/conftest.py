@@ -2,11 +2,15 @@
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.backends.signals import connection_created
+
+from warehouse import connections as own_connections
 
 
 class SimulatedError(Exception):
@@ -39,6 +43,28 @@ def transaction_state(using: str = "default") -> tuple:
     )
 
 
+def terminate_idle_transactions_of_the_package(using: str = "default") -> int:
+    """Kill the server processes of sessions idle in a transaction: the package's, in a test.
+
+    The caller's own connections are in autocommit, so only the package's
+    connections (holding a file's transaction) are idle in one.
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%'"
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            if not cursor.fetchone()[0]:
+                break
+            time.sleep(0.01)
+    return len(pids)
+
+
 def server_in_transaction(using: str = "default") -> bool:
     """Whether PostgreSQL itself sees a transaction open on the connection."""
     import psycopg2.extensions
@@ -49,11 +75,11 @@ def server_in_transaction(using: str = "default") -> bool:
 
 @pytest.fixture
 def make_object(django_db_blocker):
-    """Create a committed large object with the given bytes; return its oid."""
+    """Create a large object with the given bytes (and oid, if given) by SQL; return its oid."""
 
-    def make(content: bytes = b"") -> int:
-        with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT lo_from_bytea(0, %s)", [content])
+    def make(content: bytes = b"", *, using: str = "default", oid: int = 0) -> int:
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT lo_from_bytea(%s, %s)", [oid, content])
             return cursor.fetchone()[0]
 
     return make
@@ -70,12 +96,28 @@ def _unlink_objects_left_by_transactional_tests(request, django_db_blocker):
     marker = request.node.get_closest_marker("django_db")
     if marker is None or not marker.kwargs.get("transaction"):
         return
-    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
-        while True:
-            # Batches: every unlink holds a lock until its transaction ends.
-            cursor.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata LIMIT 1000")
-            if cursor.rowcount < 1000:
-                break
+    separate = [
+        alias
+        for alias in ("default", "read_alias")
+        if alias in marker.kwargs.get("databases", ["default"])
+    ]
+    with django_db_blocker.unblock():
+        for alias in separate or ["default"]:
+            with connections[alias].cursor() as cursor:
+                while True:
+                    # Batches: every unlink holds a lock until its transaction ends.
+                    cursor.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata LIMIT 1000")
+                    if cursor.rowcount < 1000:
+                        break
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_of_the_package_left_open():
+    """Outside a request, with CONN_MAX_AGE = 0, the package keeps no idle connection."""
+    yield
+    left = [own for pool in own_connections._pools().values() for own in pool.connections]
+    own_connections.close_all()
+    assert not left, "the package left its own connections open"
 
 
 @contextmanager
@@ -97,9 +139,20 @@ def role_that_may_not_read(*tables: str) -> Iterator[None]:
         for table in tables:
             cursor.execute(f"REVOKE SELECT ON {table} FROM {role}")
         cursor.execute(f"SET {'LOCAL' if rolled_back else 'SESSION'} ROLE {role}")
+
+    def act_as_the_role(connection, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION ROLE {role}")
+
+    if not rolled_back:
+        # The package's own connections log in anew: they must be the role too.
+        own_connections.close_all()
+        connection_created.connect(act_as_the_role)
     try:
         yield
     finally:
+        connection_created.disconnect(act_as_the_role)
+        own_connections.close_all()
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")
             if not rolled_back:

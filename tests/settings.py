@@ -16,8 +16,10 @@ DATABASES = {
     # One test database per run, so that runs sharing a server (make test beside
     # make matrix) never drop each other's.
     "default": {**_database, "TEST": {"NAME": f"test_warehouse_{os.getpid()}"}},
-    # A second connection to the same database, standing in for a read replica.
+    # A second connection to the same database: what any other session sees.
     "replica": {**_database, "TEST": {"MIRROR": "default"}},
+    # A separate database as the read alias, so that a read on the wrong one fails a test.
+    "read_alias": {**_database, "TEST": {"NAME": f"test_warehouse_read_alias_{os.getpid()}"}},
 }
 
 INSTALLED_APPS = [

@@ -1,25 +1,38 @@
-"""Where a file's descriptor gets its transaction, and that it never leaves one open."""
+"""Where a file's descriptor gets its transaction, and that the caller's connection never notices.
 
-import contextlib
+Every test here commits for real (``transaction=True``): autocommit is the point.
+"""
+
+import errno
 import gc
 import threading
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import Error, IntegrityError, connection, connections, transaction
+from django.core.files.base import ContentFile
+from django.db import OperationalError, connection, connections, transaction
+from django.db.backends.signals import connection_created
+from django.db.transaction import TransactionManagementError
+from django.test import RequestFactory, override_settings
 
 from tests.conftest import (
     SimulatedError,
     large_object_content,
     large_object_oids,
+    role_that_may_not_read,
     server_in_transaction,
+    terminate_idle_transactions_of_the_package,
     transaction_state,
 )
-from warehouse.io import DbFileIO, open_large_object
+from tests.factories import DocumentFactory
+from tests.models import Document, Folder
+from warehouse.io import MAX_READ, MAX_SIZE, DbFileIO, open_large_object
 from warehouse.storage import db_file_storage
-from warehouse.transactions import TransactionRolledBackError
+from warehouse.views import db_serve
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica", "read_alias"])
 
 AUTOCOMMIT = (True, False, [], 0, False)
 
@@ -29,226 +42,43 @@ def committed_oids() -> set[int]:
     return large_object_oids(using="replica")
 
 
-def test_a_file_in_autocommit_commits_when_closed():
+def committed_usernames() -> set[str]:
+    with connections["replica"].cursor() as cursor:
+        cursor.execute("SELECT username FROM auth_user")
+        return {name for (name,) in cursor.fetchall()}
+
+
+# -- a file outside the caller's transaction --------------------------------------
+
+
+def test_a_writable_file_in_autocommit_commits_when_closed():
     with DbFileIO(0, "wb") as file:
         file.write(b"kept")
         assert file.loid not in committed_oids()
-    assert file.loid in committed_oids()
+    assert large_object_content(file.loid) == b"kept"
 
 
-def test_a_file_in_autocommit_leaves_no_transaction_open_after_close(make_object):
-    with DbFileIO(make_object(b"x"), "rb") as file:
-        file.read()
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
+def test_an_open_file_leaves_the_callers_connection_in_autocommit(make_object):
+    with DbFileIO(make_object(b"x"), "rb"), DbFileIO(0, "wb"):
+        assert transaction_state() == AUTOCOMMIT
+        assert not server_in_transaction()
+
+
+def test_queries_made_while_a_file_is_open_commit_at_once():
+    with DbFileIO(0, "wb"):
+        get_user_model().objects.create(username="made-during-upload")
+        assert "made-during-upload" in committed_usernames()
+
+
+def test_a_failed_upload_does_not_roll_back_a_query_made_beside_it():
+    with pytest.raises(SimulatedError), DbFileIO(0, "wb") as file:
+        get_user_model().objects.create(username="kept")
+        raise SimulatedError
+    assert "kept" in committed_usernames()
+    assert file.loid not in large_object_oids()
 
 
 def test_a_write_file_whose_block_raises_is_rolled_back():
-    objects_before = large_object_oids()
-    with pytest.raises(SimulatedError), DbFileIO(0, "wb") as file:
-        file.write(b"half an upload")
-        raise SimulatedError
-    assert large_object_oids() == objects_before
-    assert transaction_state() == AUTOCOMMIT
-
-
-def test_a_read_file_whose_block_raises_still_ends_its_transaction(make_object):
-    with pytest.raises(SimulatedError), DbFileIO(make_object(b"x"), "rb"):
-        raise SimulatedError
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
-
-
-def test_a_reader_keeps_working_after_a_writer_beside_it_closes(make_object):
-    reader, writer = DbFileIO(make_object(b"one"), "rb"), DbFileIO(0, "wb")
-    writer.write(b"two")
-    writer.close()
-    assert reader.read() == b"one"
-    reader.close()
-    assert large_object_content(writer.loid) == b"two"
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
-
-
-def test_a_writer_keeps_working_after_a_reader_beside_it_closes(make_object):
-    reader, writer = DbFileIO(make_object(b"one"), "rb"), DbFileIO(0, "wb")
-    reader.close()
-    writer.write(b"two")
-    writer.close()
-    assert large_object_content(writer.loid) == b"two"
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
-
-
-def test_files_opened_together_commit_when_the_last_one_closes():
-    first, second = DbFileIO(0, "wb"), DbFileIO(0, "wb")
-    first.write(b"1")
-    first.close()
-    assert first.loid not in committed_oids()
-    second.close()
-    assert {first.loid, second.loid} <= committed_oids()
-
-
-def test_a_failed_write_dooms_the_files_open_beside_it(make_object):
-    other = DbFileIO(0, "wb")
-    other.write(b"written beside a failure")
-    with pytest.raises(SimulatedError), DbFileIO(0, "wb") as failing:
-        failing.write(b"half")
-        raise SimulatedError
-    with pytest.raises(OSError, match="doomed"):
-        other.write(b"more")
-    other.close()
-    assert {other.loid, failing.loid}.isdisjoint(large_object_oids())
-    assert transaction_state() == AUTOCOMMIT
-
-
-def test_opening_a_missing_object_does_not_doom_the_files_beside_it():
-    writer = DbFileIO(0, "wb")
-    with pytest.raises(FileNotFoundError):
-        DbFileIO(2**32 - 1, "r+b")
-    writer.write(b"unharmed")
-    writer.close()
-    assert large_object_content(writer.loid) == b"unharmed"
-
-
-def test_queries_made_while_a_file_is_open_join_its_transaction():
-    with pytest.raises(SimulatedError), DbFileIO(0, "wb"):
-        get_user_model().objects.create(username="made-during-upload")
-        raise SimulatedError
-    assert not get_user_model().objects.filter(username="made-during-upload").exists()
-
-
-def test_on_commit_callbacks_run_when_the_last_file_closes():
-    ran = []
-    with DbFileIO(0, "wb"):
-        transaction.on_commit(lambda: ran.append(True))
-        assert ran == []
-    assert ran == [True]
-
-
-def test_a_file_inside_atomic_is_part_of_the_callers_transaction():
-    objects_before = large_object_oids()
-    with pytest.raises(SimulatedError), transaction.atomic():
-        with DbFileIO(0, "wb") as file:
-            file.write(b"rolled back with the block")
-        assert file.loid in large_object_oids()
-        raise SimulatedError
-    assert large_object_oids() == objects_before
-
-
-def test_a_file_inside_atomic_does_not_end_the_callers_transaction():
-    with transaction.atomic():
-        state = transaction_state()
-        with DbFileIO(0, "wb") as file:
-            file.write(b"x")
-        assert transaction_state() == state
-    assert file.loid in committed_oids()
-
-
-def test_a_file_closed_inside_a_later_atomic_block_hands_its_transaction_over():
-    file = DbFileIO(0, "wb")
-    file.write(b"handed over")
-    with transaction.atomic():
-        file.close()
-        assert file.loid not in committed_oids()
-    assert file.loid in committed_oids()
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
-
-
-def test_a_block_that_took_over_the_transaction_rolls_it_back_on_error():
-    file = DbFileIO(0, "wb")
-    with pytest.raises(SimulatedError), transaction.atomic():
-        file.close()
-        raise SimulatedError
-    assert file.loid not in large_object_oids()
-    assert transaction_state() == AUTOCOMMIT
-
-
-def test_a_file_opened_inside_a_later_atomic_block_joins_that_block(make_object):
-    outer = DbFileIO(make_object(b"x"), "rb")
-    with pytest.raises(SimulatedError), transaction.atomic():
-        with DbFileIO(0, "wb") as inner:
-            inner.write(b"y")
-        raise SimulatedError
-    assert inner.loid not in large_object_oids()
-    assert outer.read() == b"x"
-    outer.close()
-    assert transaction_state() == AUTOCOMMIT
-
-
-def test_a_collected_file_warns_and_ends_its_transaction():
-    file = DbFileIO(0, "wb")
-    file.write(b"dropped")
-    loid = file.loid
-    with pytest.warns(ResourceWarning):
-        del file
-        gc.collect()
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
-    assert large_object_content(loid) == b"dropped"
-
-
-def test_a_file_outliving_its_transaction_says_so(make_object):
-    loid = make_object(b"x")
-    with transaction.atomic():
-        file = DbFileIO(loid, "rb")
-    with pytest.raises(ValueError, match="transaction it was opened in has ended"):
-        file.read()
-    file.close()
-    assert transaction_state() == AUTOCOMMIT
-
-
-def test_a_missing_object_in_autocommit_leaves_no_transaction_open():
-    with pytest.raises(FileNotFoundError):
-        DbFileIO(2**32 - 1, "rb")
-    assert transaction_state() == AUTOCOMMIT
-    assert not server_in_transaction()
-
-
-def test_a_missing_object_inside_atomic_leaves_the_block_usable(make_object):
-    with transaction.atomic():
-        with pytest.raises(FileNotFoundError):
-            DbFileIO(2**32 - 1, "rb")
-        loid = make_object(b"after the miss")
-    assert large_object_content(loid) == b"after the miss"
-
-
-def test_the_connection_is_usable_after_a_file_in_autocommit():
-    with DbFileIO(0, "wb") as file:
-        file.write(b"x")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        assert cursor.fetchone() == (1,)
-
-
-def terminate_backend_of(using: str) -> None:
-    """Kill the server process behind a connection, as a network failure would."""
-    pid = connections[using].connection.info.backend_pid
-    with connections["replica"].cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-
-def test_a_dropped_connection_is_a_database_error_and_commits_nothing():
-    with pytest.raises(Error), DbFileIO(0, "wb") as file:
-        file.write(b"written before the drop")
-        terminate_backend_of("default")
-        file.write(b"more")
-    connection.close_if_unusable_or_obsolete()
-    assert file.loid not in large_object_oids()
-
-
-def test_closing_a_file_whose_connection_dropped_says_so():
-    file = DbFileIO(0, "wb")
-    terminate_backend_of("default")
-    with pytest.raises(Error):
-        file.close()
-    assert file.closed
-    connection.close_if_unusable_or_obsolete()
-    assert transaction_state() == AUTOCOMMIT
-
-
-def test_a_buffered_write_whose_block_raises_is_rolled_back():
     objects_before = large_object_oids()
     with pytest.raises(SimulatedError), open_large_object(0, "wb") as file:
         file.write(b"half an upload")
@@ -272,48 +102,467 @@ def test_a_storage_write_whose_block_raises_leaves_the_old_content(make_object):
     assert large_object_content(int(name)) == b"original content"
 
 
-def test_a_failed_query_beside_an_open_file_makes_close_say_the_write_was_lost():
-    file = DbFileIO(0, "wb")
-    file.write(b"written before the query failed")
-    with pytest.raises(IntegrityError):
-        get_user_model().objects.create(username=None)
-    with pytest.raises(OSError, match="doomed"):
-        file.write(b"more")
-    with pytest.raises(TransactionRolledBackError):
-        file.close()
-    assert file.loid not in large_object_oids()
+def test_a_missing_object_leaves_no_transaction_open():
+    with pytest.raises(FileNotFoundError):
+        DbFileIO(2**32 - 1, "rb")
+    with pytest.raises(FileNotFoundError):
+        DbFileIO(2**32 - 1, "r+b")
     assert transaction_state() == AUTOCOMMIT
+    assert not server_in_transaction()
 
 
-def test_a_doom_handed_over_through_nested_blocks_still_rolls_back():
-    file = DbFileIO(0, "wb")
-    file.write(b"first half ")
-    with transaction.atomic(), contextlib.suppress(SimulatedError), transaction.atomic(), file:
-        file.write(b"second half")
+def test_a_missing_object_inside_atomic_leaves_the_block_usable(make_object):
+    with transaction.atomic():
+        with pytest.raises(FileNotFoundError):
+            DbFileIO(2**32 - 1, "r+b")
+        loid = make_object(b"after the miss")
+    assert large_object_content(loid) == b"after the miss"
+
+
+def test_readers_share_one_connection_of_the_package(make_object):
+    first, second = DbFileIO(make_object(b"1"), "rb"), DbFileIO(make_object(b"2"), "rb")
+    with connections["replica"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%%'"
+        )
+        assert cursor.fetchone()[0] == 1
+    assert (first.read(), second.read()) == (b"1", b"2")
+    first.close()
+    second.close()
+
+
+def test_a_reader_whose_transaction_was_ended_reopens_where_it_was(make_object):
+    reader = DbFileIO(make_object(b"0123456789"), "rb")
+    assert reader.read(4) == b"0123"
+    terminate_idle_transactions_of_the_package()
+    with pytest.raises(OperationalError):
+        reader.read(3)
+    assert reader.read(3) == b"456"
+    reader.close()
+
+
+def test_a_failed_writer_harms_no_other_open_file(make_object):
+    reader, writer = DbFileIO(make_object(b"read"), "rb"), DbFileIO(0, "wb")
+    writer.write(b"kept")
+    with pytest.raises(SimulatedError), DbFileIO(0, "wb") as failing:
+        failing.write(b"half")
         raise SimulatedError
-    assert file.loid not in large_object_oids()
-    assert transaction_state() == AUTOCOMMIT
+    writer.close()
+    assert reader.read() == b"read"
+    reader.close()
+    assert large_object_content(writer.loid) == b"kept"
+    assert failing.loid not in large_object_oids()
 
 
-def test_a_file_collected_in_another_thread_leaves_this_threads_transaction_alone():
-    dropped = {}
+def test_each_writer_commits_on_its_own_close():
+    first, second = DbFileIO(0, "wb"), DbFileIO(0, "wb")
+    first.write(b"1")
+    first.close()
+    assert first.loid in committed_oids()
+    assert second.loid not in committed_oids()
+    second.close()
+    assert second.loid in committed_oids()
 
-    def drop_a_file_in_a_cycle():
-        file = DbFileIO(0, "wb")
-        file.cycle = file  # freed only by the cyclic collector, in whichever thread runs it
-        dropped["connection"] = connections["default"]
 
-    gc.disable()
-    try:
-        worker = threading.Thread(target=drop_a_file_in_a_cycle)
-        worker.start()
-        worker.join()
-        with transaction.atomic():
-            state = transaction_state()
+def test_a_writer_collected_without_close_is_rolled_back():
+    file = DbFileIO(0, "wb")
+    file.write(b"never closed")
+    loid = file.loid
+    with pytest.warns(ResourceWarning):
+        del file
+        gc.collect()
+    assert loid not in large_object_oids()
+
+
+def test_a_writer_closed_in_another_thread_commits():
+    file = DbFileIO(0, "wb")
+    file.write(b"closed elsewhere")
+    closer = threading.Thread(target=file.close)
+    closer.start()
+    closer.join()
+    assert large_object_content(file.loid) == b"closed elsewhere"
+    assert not server_in_transaction()
+
+
+def test_a_thread_reused_after_its_file_was_collected_elsewhere_works(make_object):
+    loid = make_object(b"still readable")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+
+        def drop_a_file_in_a_cycle():
+            file = DbFileIO(0, "wb")
+            file.write(b"dropped")
+            file.cycle = file  # freed only by the cyclic collector, in whichever thread runs it
+
+        def work_after_it():
+            try:
+                Folder.objects.create(name="after")
+                with DbFileIO(loid, "rb") as file:
+                    return file.read(), transaction_state(), server_in_transaction()
+            finally:
+                connections.close_all()
+
+        gc.disable()
+        try:
+            pool.submit(drop_a_file_in_a_cycle).result()
             with pytest.warns(ResourceWarning):
                 gc.collect()
-            assert transaction_state() == state
+        finally:
+            gc.enable()
+        assert pool.submit(work_after_it).result() == (b"still readable", AUTOCOMMIT, False)
+    assert Folder.objects.filter(name="after").exists()
+
+
+def test_a_durable_block_opens_while_a_file_is_open(make_object):
+    with DbFileIO(make_object(b"x"), "rb"), transaction.atomic(durable=True):
+        Folder.objects.create()
+    assert Folder.objects.count() == 1
+
+
+def test_select_for_update_outside_atomic_still_raises_while_a_file_is_open(make_object):
+    with DbFileIO(make_object(b"x"), "rb"), pytest.raises(TransactionManagementError):
+        list(Folder.objects.select_for_update())
+
+
+def test_on_commit_runs_at_once_in_autocommit_while_a_file_is_open(make_object):
+    ran = []
+    with DbFileIO(make_object(b"x"), "rb"):
+        transaction.on_commit(lambda: ran.append(True))
+        assert ran == [True]
+
+
+# -- a file inside the caller's transaction ----------------------------------------
+
+
+def test_a_file_inside_atomic_is_part_of_the_callers_transaction():
+    objects_before = large_object_oids()
+    with pytest.raises(SimulatedError), transaction.atomic():
+        with DbFileIO(0, "wb") as file:
+            file.write(b"rolled back with the block")
+        assert file.loid in large_object_oids()
+        raise SimulatedError
+    assert large_object_oids() == objects_before
+
+
+def test_a_file_inside_atomic_commits_with_the_block():
+    with transaction.atomic():
+        state = transaction_state()
+        with DbFileIO(0, "wb") as file:
+            file.write(b"x")
+        assert transaction_state() == state
+        assert file.loid not in committed_oids()
+    assert file.loid in committed_oids()
+
+
+def test_a_file_outliving_its_callers_transaction_says_so():
+    with transaction.atomic():
+        file = DbFileIO(0, "wb")
+    with pytest.raises(ValueError, match="transaction it was opened in has ended"):
+        file.write(b"late")
+    file.close()
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_the_package_writes_no_state_of_the_callers_connection(make_object):
+    loid = make_object(b"x")
+    watched = connections["default"]
+    written = []
+
+    class Watched(type(watched)):
+        def __setattr__(self, name, value):
+            if self is watched:
+                written.append(name)
+            super().__setattr__(name, value)
+
+    watched.ensure_connection()
+    original, watched.__class__ = watched.__class__, Watched
+    try:
+        with DbFileIO(loid, "rb") as file:
+            file.read()
+        with DbFileIO(0, "wb") as file:
+            file.write(b"y")
+        assert written == []
+        with transaction.atomic():
+            before = list(written)
+            with DbFileIO(0, "wb") as file:
+                file.write(b"joined")
+            with db_file_storage.open(str(loid)) as file:
+                file.read()
+            assert written == before
     finally:
-        gc.enable()
-        dropped["connection"].inc_thread_sharing()
-        dropped["connection"].close()
+        watched.__class__ = original
+
+
+# -- routing reads ------------------------------------------------------------------
+
+
+@pytest.fixture
+def the_same_oid_on_both_databases(make_object):
+    """One oid holding different bytes on the write and on the read database."""
+    loid = make_object(b"on the write database")
+    make_object(b"on the read database", using="read_alias", oid=loid)
+    return str(loid)
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_reads_go_to_the_read_alias(the_same_oid_on_both_databases):
+    with db_file_storage.open(the_same_oid_on_both_databases) as file:
+        assert file.read() == b"on the read database"
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_reads_inside_atomic_on_the_write_alias_still_go_to_the_read_alias(
+    the_same_oid_on_both_databases,
+):
+    with transaction.atomic(), db_file_storage.open(the_same_oid_on_both_databases) as file:
+        assert file.read() == b"on the read database"
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_an_object_written_in_the_callers_transaction_is_read_there(
+    the_same_oid_on_both_databases,
+):
+    name = the_same_oid_on_both_databases
+    with transaction.atomic():
+        with db_file_storage.open(name, "wb") as file:
+            file.write(b"written in this transaction")
+        with db_file_storage.open(name) as file:
+            assert file.read() == b"written in this transaction"
+        assert db_file_storage.size(name) == len(b"written in this transaction")
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_after_that_transaction_reads_go_to_the_read_alias_again(
+    the_same_oid_on_both_databases,
+):
+    name = the_same_oid_on_both_databases
+    with transaction.atomic(), db_file_storage.open(name, "wb") as file:
+        file.write(b"written")
+    with db_file_storage.open(name) as file:
+        assert file.read() == b"on the read database"
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_a_file_saved_in_the_callers_transaction_is_read_back_before_it_commits():
+    with transaction.atomic():
+        name = db_file_storage.save("new.txt", ContentFile(b"uncommitted"))
+        assert db_file_storage.exists(name)
+        with db_file_storage.open(name) as file:
+            assert file.read() == b"uncommitted"
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_a_read_the_replica_has_not_caught_up_with_falls_back_to_the_write_alias():
+    name = db_file_storage.save("lagging.txt", ContentFile(b"only on the primary"))
+    with db_file_storage.open(name) as file:
+        assert file.read() == b"only on the primary"
+
+
+@override_settings(WAREHOUSE_DB_FOR_READ="read_alias")
+def test_db_serve_under_atomic_requests_reads_from_the_read_alias(the_same_oid_on_both_databases):
+    request = RequestFactory().get("/")
+    with transaction.atomic():
+        response = db_serve(request, the_same_oid_on_both_databases)
+    assert b"".join(response) == b"on the read database"
+    response.close()
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+# Django's FieldFile leaves the file open after read(): the warning is the point.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_field_file_left_open_in_an_autocommit_view_loses_no_row(live_server):
+    document = DocumentFactory(file=ContentFile(b"left open", name="open.txt"))
+    for _ in range(3):
+        with urllib.request.urlopen(
+            f"{live_server.url}/read-then-create/{document.pk}"
+        ) as response:
+            assert response.read() == b"left open"
+    assert Folder.objects.using("replica").count() == 3
+    gc.collect()  # the FieldFiles are in reference cycles with their instances
+
+
+@pytest.fixture
+def atomic_requests():
+    settings_dict = connections["default"].settings_dict
+    settings_dict["ATOMIC_REQUESTS"] = True
+    yield
+    settings_dict["ATOMIC_REQUESTS"] = False
+
+
+def test_file_response_of_a_field_file_streams_under_atomic_requests(live_server, atomic_requests):
+    content = bytes(range(256)) * 4096  # 1 MiB: more than one chunk
+    document = DocumentFactory(file=ContentFile(content, name="big.bin"))
+    with urllib.request.urlopen(f"{live_server.url}/document/{document.pk}") as response:
+        assert response.status == 200
+        assert response.read() == content
+
+
+# -- failures: the first cause, and the thread carries on ---------------------------
+
+
+def test_a_backend_killed_mid_read_is_an_operational_error_and_the_thread_carries_on(
+    make_object,
+):
+    loid = make_object(b"0123456789")
+    file = DbFileIO(loid, "rb")
+    assert file.read(2) == b"01"
+    assert terminate_idle_transactions_of_the_package() == 1
+    with pytest.raises(OperationalError):
+        file.read(2)
+    file.close()
+    Folder.objects.create()
+    with DbFileIO(loid, "rb") as again:
+        assert again.read() == b"0123456789"
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_a_backend_killed_mid_write_keeps_nothing_and_the_thread_carries_on():
+    with pytest.raises(OperationalError), DbFileIO(0, "wb") as file:
+        file.write(b"before the kill")
+        terminate_idle_transactions_of_the_package()
+        file.write(b"after")
+    assert file.loid not in large_object_oids()
+    name = db_file_storage.save("next.txt", ContentFile(b"next"))
+    assert db_file_storage.open(name).read() == b"next"
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_closing_a_writer_whose_backend_was_killed_says_the_write_was_lost():
+    file = DbFileIO(0, "wb")
+    file.write(b"unsaved")
+    terminate_idle_transactions_of_the_package()
+    with pytest.raises(OperationalError):
+        file.close()
+    assert file.closed
+    assert file.loid not in large_object_oids()
+
+
+def test_a_backend_killed_mid_stream_ends_the_body_and_the_next_download_works():
+    name = db_file_storage.save("stream.bin", ContentFile(b"x" * 1024 * 1024))
+    request = RequestFactory().get("/")
+    response = db_serve(request, name)
+    body = iter(response)
+    next(body)
+    terminate_idle_transactions_of_the_package()
+    with pytest.raises(OperationalError):
+        next(body)
+    response.close()
+    again = db_serve(request, name)
+    assert b"".join(again) == b"x" * 1024 * 1024
+    again.close()
+    assert transaction_state() == AUTOCOMMIT
+
+
+@pytest.fixture
+def statement_timeout():
+    """Every new connection of the package gives up on a statement after 20 ms.
+
+    Enough for any query it makes, too little to read 64 MiB in one call.
+    """
+
+    def set_timeout(connection, **kwargs):
+        if connection is not connections[connection.alias]:  # not the caller's own
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = '20ms'")
+
+    connection_created.connect(set_timeout)
+    yield
+    connection_created.disconnect(set_timeout)
+
+
+def test_a_statement_timeout_during_a_read_stays_a_timeout(make_object, statement_timeout):
+    loid = make_object(b"x" * MAX_READ)
+    file = DbFileIO(loid, "rb")
+    with pytest.raises(OperationalError) as raised:
+        file.read(MAX_READ)
+    assert "statement timeout" in str(raised.value)
+    file.close()  # raises nothing more
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_a_statement_timeout_inside_atomic_stays_a_timeout_and_close_adds_nothing(make_object):
+    loid = make_object(b"x" * MAX_READ)
+    with pytest.raises(OperationalError) as raised, transaction.atomic():
+        with DbFileIO(loid, "r+b") as file:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = '20ms'")
+            file.read(MAX_READ)
+    assert "statement timeout" in str(raised.value)
+    assert transaction_state() == AUTOCOMMIT
+
+
+def test_an_object_the_role_may_not_read_is_a_permission_error(make_object):
+    loid = make_object(b"not for this role")
+    with role_that_may_not_read(), pytest.raises(PermissionError):
+        DbFileIO(loid, "rb")
+
+
+def test_a_permission_error_leaves_the_callers_transaction_usable(make_object):
+    loid = make_object(b"not for this role")
+    with role_that_may_not_read(), transaction.atomic():
+        with pytest.raises(PermissionError):
+            DbFileIO(loid, "r+b")
+        assert Folder.objects.count() == 0  # the transaction was not aborted
+
+
+def test_an_object_the_role_may_not_read_still_exists(make_object):
+    loid = make_object(b"not for this role")
+    with role_that_may_not_read():
+        assert db_file_storage.exists(str(loid))
+
+
+def test_db_serve_answers_404_for_an_object_the_role_may_not_read(make_object, caplog):
+    loid = make_object(b"not for this role")
+    with role_that_may_not_read(), pytest.raises(Exception) as raised:
+        db_serve(RequestFactory().get("/"), str(loid))
+    assert type(raised.value).__name__ == "Http404"
+    assert "may not read" in caplog.text
+
+
+# -- limits and names ---------------------------------------------------------------
+
+
+def test_max_size_is_postgresqls_limit():
+    assert MAX_SIZE == (2**31 - 1) * 2048
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda file: file.seek(MAX_SIZE + 1),
+        lambda file: file.seek(MAX_SIZE - 1, 2) if file.write(b"ab") else None,
+        lambda file: file.truncate(MAX_SIZE + 1),
+    ],
+    ids=["seek", "seek-from-end", "truncate"],
+)
+def test_a_position_past_the_limit_is_einval_and_aborts_nothing(operation):
+    with transaction.atomic(), DbFileIO(0, "w+b") as file:
+        with pytest.raises(OSError) as raised:
+            operation(file)
+        assert raised.value.errno == errno.EINVAL
+        file.write(b"still usable")
+        Folder.objects.create()
+    assert Folder.objects.count() == 1
+
+
+def test_a_write_past_the_limit_is_efbig():
+    with DbFileIO(0, "wb") as file:
+        file.seek(MAX_SIZE)
+        with pytest.raises(OSError) as raised:
+            file.write(b"x")
+        assert raised.value.errno == errno.EFBIG
+
+
+def test_a_seek_to_the_limit_itself_is_allowed():
+    with DbFileIO(0, "wb") as file:
+        assert file.seek(MAX_SIZE) == MAX_SIZE
+
+
+def test_a_name_that_is_not_a_str_is_refused_before_anything_is_written():
+    objects_before = large_object_oids()
+    with pytest.raises(TypeError):
+        db_file_storage.save(b"", ContentFile(b"x"))
+    assert large_object_oids() == objects_before
+    assert not Document.objects.exists()

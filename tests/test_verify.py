@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
+from tests.conftest import role_that_may_not_read
 from tests.factories import ContractFactory
 from tests.models import Contract
 from warehouse.storage import db_file_storage, oid_of
@@ -44,7 +45,7 @@ def test_a_clean_database_verifies_with_exit_0_and_a_summary():
     status, out, _ = verify()
     assert status == 0
     assert out.splitlines() == [
-        "verified 2 files (12 bytes): 0 dangling, 0 mismatched, 0 malformed, 0 unregistered"
+        "verified 2 files (12 bytes): 0 dangling, 0 mismatched, 0 malformed, 0 unregistered, 0 unreadable"
     ]
 
 
@@ -111,7 +112,7 @@ def test_an_unregistered_object_is_counted_and_is_no_error(make_object):
     status, out, _ = verify()
     assert status == 0
     assert out.splitlines() == [
-        "verified 1 files (16 bytes): 0 dangling, 0 mismatched, 0 malformed, 1 unregistered"
+        "verified 1 files (16 bytes): 0 dangling, 0 mismatched, 0 malformed, 1 unregistered, 0 unreadable"
     ]
 
 
@@ -188,3 +189,12 @@ def test_verifying_in_autocommit_reads_every_object_in_its_own_transaction():
     finally:
         for contract in contracts:
             sql("SELECT lo_unlink(%s)", oid_of(contract.document.name))
+
+
+def test_an_object_the_role_may_not_read_is_reported_not_a_crash():
+    contract = ContractFactory(document__data=b"secret")
+    with role_that_may_not_read():
+        status, out, _ = verify()
+    assert status == 1
+    assert f"unreadable: {contract.document.name} " in out
+    assert "1 unreadable" in out

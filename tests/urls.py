@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.urls import path
 
-from tests.models import Invoice
+from tests.models import Document, Folder, Invoice
 from warehouse.views import db_serve
 
 
@@ -15,7 +15,22 @@ def large_object_serve(request: HttpRequest, filename: str) -> HttpResponse:
     return db_serve(request, filename)
 
 
+def read_then_create_a_folder(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read a file the way Django's FieldFile leaves it open, then save a row."""
+    document = Document.objects.get(pk=pk)
+    content = document.file.read()
+    Folder.objects.create()
+    return HttpResponse(content)
+
+
+def document_file_response(request: HttpRequest, pk: int) -> FileResponse:
+    """The plain Django way to send a model's file."""
+    return FileResponse(Document.objects.get(pk=pk).file.open())
+
+
 urlpatterns = [
+    path("read-then-create/<int:pk>", read_then_create_a_folder),
+    path("document/<int:pk>", document_file_response),
     path("admin/", admin.site.urls),
     path("invoice/<str:filename>", large_object_serve, name="invoice-file"),
     path("serve/<str:filename>", db_serve, name="serve"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS
 
 
 class WarehouseSettings:
@@ -26,15 +26,7 @@ conf = WarehouseSettings()
 
 
 def alias_for_reading() -> str:
-    """Return the alias to read from.
-
-    Reads normally go to ``WAREHOUSE_DB_FOR_READ``. Inside an atomic block on
-    the write alias they go there too: a file saved in the current
-    transaction is invisible to any other connection until it commits.
-    """
-    write_alias = conf.WAREHOUSE_DB_FOR_WRITE
-    if write_alias in connections and connections[write_alias].in_atomic_block:
-        return write_alias
+    """Return the alias that reads go to (:mod:`warehouse.transactions` routes each one)."""
     return conf.WAREHOUSE_DB_FOR_READ
 
 

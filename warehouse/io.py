@@ -5,11 +5,10 @@ wrap it in ``io.BufferedReader``/``BufferedWriter``/``BufferedRandom`` and
 ``io.TextIOWrapper`` (or call :func:`open_large_object`, which does that the
 way the built-in ``open()`` does) for buffering and text.
 
-Transactions: a descriptor lives only inside a transaction. Inside
-``transaction.atomic(using=...)`` a file is part of the caller's
-transaction; in autocommit the files on one connection share a transaction
-that ends when the last of them closes. :mod:`warehouse.transactions` says
-exactly how.
+Transactions: a descriptor lives only inside a transaction. Inside a
+transaction the caller opened, a writable file is part of it; outside one, a
+file runs on a connection of the package's own and never touches the
+caller's. :mod:`warehouse.transactions` says exactly where each file goes.
 """
 
 from __future__ import annotations
@@ -21,18 +20,17 @@ import io
 import operator
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
-from django.db import DatabaseError
-from django.db import Error as DBAPIError
-from django.db.backends.base.base import BaseDatabaseWrapper
+import psycopg2.extensions
+from django.db import Error as DatabaseError
 
 from warehouse import transactions
-from warehouse.conf import alias_for_reading, alias_for_writing
-from warehouse.objects import database_connection, large_object_exists, validate_loid
+from warehouse.objects import check_access, file_error, large_object_access, validate_loid
 
-# PostgreSQL's limit: 2**31 pages of LOBLKSIZE (2 KiB) bytes.
-MAX_SIZE = 4 * 1024**4  # bytes
+# PostgreSQL's MAX_LARGE_OBJECT_SIZE: INT_MAX pages of LOBLKSIZE (2 KiB) bytes.
+MAX_SIZE = (2**31 - 1) * 2048  # bytes
 # The server refuses a single lo_read of 1 GiB or more; reads are cut well below.
 MAX_READ = 64 * 1024**2  # bytes
 # Large enough that a round trip per read costs little, small enough to hold in memory.
@@ -42,6 +40,7 @@ DEFAULT_BUFFER_SIZE = 256 * 1024  # bytes
 
 _MODE_LETTERS = frozenset("rwax")
 _ENDED_TRANSACTION = ("lobject isn't valid anymore", "can't use a lobject outside of transactions")
+_IN_TRANSACTION = psycopg2.extensions.TRANSACTION_STATUS_INTRANS
 
 
 def _parse_mode(mode: str) -> tuple[bool, bool, str]:
@@ -66,14 +65,20 @@ class DbFileIO(io.RawIOBase):
 
     # Class-level defaults keep close() and __del__ safe after a failed __init__.
     _lobject: Any = None
-    _lease: transactions.Lease | None = None
-    _connection: BaseDatabaseWrapper | None = None
+    _seat: transactions.Seat | None = None
+    _opener_thread = 0
     _loid = 0
     _pos = 0
     _readable = False
     _writable = False
     _appending = False
+    # Roll back at close: a with block raised, or roll_back_on_close() was called.
     _failed = False
+    # The first database error: the transaction this file is in can no longer commit.
+    _error: BaseException | None = None
+    # Whether this file made the object, and whether it changed one that existed.
+    _created = False
+    _changed = False
     mode = ""
     name = ""
 
@@ -88,37 +93,46 @@ class DbFileIO(io.RawIOBase):
         loid = validate_loid(loid)
         if loid == 0 and letter == "r":
             raise ValueError(f"mode {mode!r} needs an existing object; loid 0 only creates one")
-        using = using or (alias_for_writing() if writable else alias_for_reading())
-        connection = database_connection(using)
         self.mode = mode
         self._readable, self._writable = readable, writable
         self._appending = letter == "a"
-        self._connection = connection
-        self._lease = transactions.lease(connection)
+        self._opener_thread = threading.get_ident()
+        if writable:
+            self._seat = transactions.for_writing(using)
+        else:
+            self._seat = transactions.for_reading(loid, using)
         try:
             self._lobject = self._open(loid, letter, writable)
             self._loid = self._lobject.oid
-            if letter == "w" and loid:
-                self._call(self._lobject.truncate, 0)
+            if writable and self._seat.joined:
+                transactions.note_written(self._seat.connection, self._loid)
+            if letter == "w" and not self._created:
+                self._call("truncate", 0)
+                self._changed = True
             elif self._appending:
-                self._pos = self._call(self._lobject.seek, 0, io.SEEK_END)
+                self._pos = self._call("seek", 0, io.SEEK_END)
         except BaseException:
-            # Roll back an object this file created or truncated; a miss changed nothing.
-            self._failed = writable and self._lobject is not None
+            # Roll back what this file began; a miss changed nothing.
+            self._failed = True
             self.close()
             raise
         self.name = name if name is not None else str(self._loid)
 
     def _open(self, loid: int, letter: str, writable: bool) -> Any:
-        connection = self._connection
-        exists = bool(loid) and large_object_exists(connection, loid)
-        if letter == "x" and exists:
-            raise FileExistsError(errno.EEXIST, "Large object exists", str(loid))
-        if loid and letter != "x" and not exists:
-            raise FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+        connection = self._seat.connection
+        exists = bool(loid)
+        if loid and writable:
+            # Readers were checked where they were seated.
+            access = large_object_access(connection, loid)
+            if letter == "x" and access.exists:
+                raise FileExistsError(errno.EEXIST, "Large object exists", str(loid))
+            if letter != "x":
+                check_access(access, loid, writable=True)
+            exists = access.exists
+        self._created = not exists
         # Always binary: psycopg2's text mode decodes each read on its own and
         # can split a UTF-8 character. "w" is INV_WRITE, which reads too.
-        with connection.wrap_database_errors:
+        with self._database_errors():
             if exists:
                 return connection.connection.lobject(loid, "wb" if writable else "rb")
             return connection.connection.lobject(0, "wb", new_oid=loid)
@@ -132,19 +146,18 @@ class DbFileIO(io.RawIOBase):
 
     @property
     def using(self) -> str:
-        """The alias of the database connection the object is open on."""
-        return self._connection.alias
+        """The alias of the database the object is open on."""
+        return self._seat.connection.alias
 
     def _check_usable(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
-        if self._lease is not None and self._lease.doomed:
+        if self._error is not None and not isinstance(self._seat, transactions.ReadingSeat):
             raise OSError(
                 errno.EIO,
-                f"large object {self._loid}: the transaction it shares was doomed by a "
-                "failure (of another file, or of a query on the connection) and will be "
-                "rolled back",
-            )
+                f"large object {self._loid}: an earlier operation failed and its transaction "
+                "can no longer commit; close the file",
+            ) from self._error
 
     def _check_readable_now(self) -> None:
         self._check_usable()
@@ -156,11 +169,12 @@ class DbFileIO(io.RawIOBase):
         if not self._writable:
             raise io.UnsupportedOperation("File not open for writing")
 
-    def _call(self, method: Any, *args: Any) -> Any:
-        """Call an lobject method, in Django's error types, noticing an ended transaction."""
+    @contextlib.contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """Django's error types; a file's own errors as ``OSError``; the first error kept."""
         try:
-            with self._connection.wrap_database_errors:
-                return method(*args)
+            with self._seat.connection.wrap_database_errors:
+                yield
         except DatabaseError as exc:
             # psycopg2's words for a descriptor whose transaction is over.
             if any(words in str(exc) for words in _ENDED_TRANSACTION):
@@ -168,7 +182,39 @@ class DbFileIO(io.RawIOBase):
                     f"large object {self._loid}: the transaction it was opened in has ended; "
                     "open it again"
                 ) from exc
+            if self._error is None:
+                self._error = exc
+            self._seat.failed()
+            error = file_error(exc, self._loid)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """Call a method of the descriptor, reopening it if its reading transaction ended."""
+        if self._seat.ended:
+            self._reopen()
+        with self._database_errors():
+            return getattr(self._lobject, method)(*args)
+
+    def _reopen(self) -> None:
+        """Open the object again in a new reading transaction, at the same position.
+
+        A reader holds no writes, so the package may end its transaction (at
+        the end of a request, or when another reader failed) without loss.
+        """
+        seat = self._seat.renewed()
+        try:
+            access = large_object_access(seat.connection, self._loid)
+            check_access(access, self._loid, writable=False)
+            with seat.connection.wrap_database_errors:
+                lobject = seat.connection.connection.lobject(self._loid, "rb")
+                if self._pos:
+                    lobject.seek(self._pos, io.SEEK_SET)
+        except BaseException:
+            seat.release(commit=False)
             raise
+        self._seat, self._lobject, self._error = seat, lobject, None
 
     # -- io.RawIOBase ---------------------------------------------------------
 
@@ -198,7 +244,7 @@ class DbFileIO(io.RawIOBase):
             return self.readall()
         if size == 0:
             return b""
-        data = self._call(self._lobject.read, min(size, MAX_READ))
+        data = self._call("read", min(size, MAX_READ))
         self._pos += len(data)
         return data
 
@@ -206,7 +252,7 @@ class DbFileIO(io.RawIOBase):
         """Read to the end, in chunks the server accepts."""
         self._check_readable_now()
         chunks = []
-        while data := self._call(self._lobject.read, CHUNK_SIZE):
+        while data := self._call("read", CHUNK_SIZE):
             chunks.append(data)
             self._pos += len(data)
         return b"".join(chunks)
@@ -216,7 +262,7 @@ class DbFileIO(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not view:
             return 0
-        data = self._call(self._lobject.read, min(len(view), MAX_READ))
+        data = self._call("read", min(len(view), MAX_READ))
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -228,10 +274,11 @@ class DbFileIO(io.RawIOBase):
         if not data:
             return 0
         if self._appending:
-            self._pos = self._call(self._lobject.seek, 0, io.SEEK_END)
+            self._pos = self._call("seek", 0, io.SEEK_END)
         if self._pos + len(data) > MAX_SIZE:
             raise OSError(errno.EFBIG, "File too large", self.name)
-        written = self._call(self._lobject.write, data)
+        self._changed = True
+        written = self._call("write", data)
         self._pos += written
         return written
 
@@ -243,17 +290,17 @@ class DbFileIO(io.RawIOBase):
         elif whence == io.SEEK_CUR:
             target = self._pos + offset
         elif whence == io.SEEK_END:
-            if 0 <= offset <= MAX_SIZE:
-                self._pos = self._call(self._lobject.seek, offset, io.SEEK_END)
+            if offset == 0:
+                self._pos = self._call("seek", 0, io.SEEK_END)
                 return self._pos
             target = self._end() + offset
         else:
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        # A negative or huge position is an error on the server, which aborts the transaction.
+        # A position the server refuses would abort the transaction (the caller's too).
         if not 0 <= target <= MAX_SIZE:
             raise OSError(errno.EINVAL, "Invalid argument")
         if target != self._pos:
-            self._pos = self._call(self._lobject.seek, target, io.SEEK_SET)
+            self._pos = self._call("seek", target, io.SEEK_SET)
         return self._pos
 
     def tell(self) -> int:
@@ -265,7 +312,8 @@ class DbFileIO(io.RawIOBase):
         size = self._pos if size is None else operator.index(size)
         if not 0 <= size <= MAX_SIZE:
             raise OSError(errno.EINVAL, "Invalid argument")
-        self._call(self._lobject.truncate, size)
+        self._changed = True
+        self._call("truncate", size)
         return size
 
     @property
@@ -275,41 +323,56 @@ class DbFileIO(io.RawIOBase):
         return self._end()
 
     def _end(self) -> int:
-        end = self._call(self._lobject.seek, 0, io.SEEK_END)
-        self._call(self._lobject.seek, self._pos, io.SEEK_SET)
+        end = self._call("seek", 0, io.SEEK_END)
+        self._call("seek", self._pos, io.SEEK_SET)
         return end
 
     # -- ending ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the descriptor, then end the transaction if files started it."""
+        """Close the file: commit what it wrote where the transaction is its own.
+
+        Raises when its writes were not kept: the commit failed, or an
+        earlier operation failed and the file was not told to roll back.
+        """
         if self.closed:
             return
+        seat = self._seat
+        keep = not self._failed and self._error is None
         try:
             super().close()
-            if self._lobject is not None:
-                # A no-op when the transaction has already ended under the file.
-                with self._connection.wrap_database_errors:
-                    self._lobject.close()
-        except DBAPIError:
-            # Rolling back anyway: a connection too broken to say so loses nothing
-            # more, and the error that caused the failure is the one to see.
-            if not self._failed:
-                raise
+            if self._lobject is not None and keep:
+                self._finish(seat)
+            if self._error is not None and not self._failed and self._writable:
+                raise OSError(
+                    errno.EIO,
+                    f"large object {self._loid}: nothing this file wrote was kept, "
+                    "an earlier operation failed",
+                ) from self._error
+        except BaseException:
+            keep = False
+            raise
         finally:
             self._lobject = None
-            if self._lease is not None:
-                self._release_lease()
+            if seat is not None:
+                seat.release(commit=keep)
 
-    def _release_lease(self) -> None:
-        try:
-            self._lease.release(failed=self._failed)
-        except DBAPIError:
-            if not self._failed:
-                raise
+    def _finish(self, seat: transactions.Seat) -> None:
+        """Before the commit: bring the registry up to date, close what outlives the file."""
+        if self._changed and not self._created:
+            from warehouse import registry
+
+            registry.refresh(seat.connection, self._loid)
+        raw = seat.connection.connection
+        if seat.ended or raw.get_transaction_status() != _IN_TRANSACTION:
+            return  # the descriptor went with its transaction
+        if seat.joined or (isinstance(seat, transactions.ReadingSeat) and seat.shared):
+            # Committing or rolling back ours closes the descriptor without a round trip.
+            with self._database_errors():
+                self._lobject.close()
 
     def roll_back_on_close(self) -> None:
-        """Have ``close()`` roll back what this file wrote, where it began the transaction.
+        """Have ``close()`` roll back what this file wrote, where the transaction is its own.
 
         What a ``with`` block that raises does; the buffered and text layers
         of :func:`open_large_object` and the storage's files call it too.
@@ -327,10 +390,12 @@ class DbFileIO(io.RawIOBase):
         if self._lobject is None or self.closed:
             return
         warnings.warn(f"unclosed large object {self!r}", ResourceWarning, stacklevel=2, source=self)
-        # A collection may run in any thread, but a connection and its transaction
-        # belong to one: from another, leave them for that thread to end.
-        if self._connection._thread_ident != threading.get_ident():
+        # The caller's connection belongs to the thread that opened the file: from
+        # another, leave it (its transaction closes the descriptor when it ends).
+        if self._seat.joined and self._opener_thread != threading.get_ident():
             return
+        # Never committed by accident: a file nobody closed did not finish writing.
+        self.roll_back_on_close()
         # Nothing can be raised from a finalizer.
         with contextlib.suppress(Exception):
             self.close()
@@ -340,7 +405,7 @@ class DbFileIO(io.RawIOBase):
         return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
 
 
-def large_object_size(loid: int, using: str) -> int:
+def large_object_size(loid: int, using: str | None = None) -> int:
     """The length of an object in bytes, measured on the object itself."""
     with DbFileIO(loid, "rb", using=using) as file:
         return file.size

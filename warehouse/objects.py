@@ -1,22 +1,57 @@
-"""Large objects as database things: their oids, whether one exists, unlinking one.
+"""Large objects as database things: their oids, who may open one, unlinking one.
 
-Everything that names or removes an object without reading or writing its
-bytes (that is :class:`warehouse.io.DbFileIO`'s job).
+Everything that names, checks or removes an object without reading or
+writing its bytes (that is :class:`warehouse.io.DbFileIO`'s job).
 """
 
 from __future__ import annotations
 
+import errno
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from warehouse import transactions
 from warehouse.conf import alias_for_writing
 
 MAX_OID = 2**32 - 1
+
+# SQLSTATEs a large-object call fails with that are a file's errors, not the database's.
+_INSUFFICIENT_PRIVILEGE = "42501"
+_UNDEFINED_OBJECT = "42704"
+
+# What lo_open would decide, asked without opening (a refused lo_open aborts the
+# transaction, the caller's too). Superusers and lo_compat_privileges bypass the
+# checks; a NULL ACL means the owner's default privileges; otherwise an ACL entry
+# for PUBLIC (grantee 0) or a role we inherit from grants it. INV_WRITE reads too,
+# so a writable open needs SELECT and UPDATE.
+_ACCESS_SQL = """
+    SELECT current_setting('is_superuser') = 'on'
+           OR current_setting('lo_compat_privileges') = 'on'
+           OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
+                   ELSE EXISTS (SELECT FROM aclexplode(m.lomacl) a
+                                WHERE a.privilege_type = 'SELECT'
+                                  AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
+              END,
+           current_setting('is_superuser') = 'on'
+           OR current_setting('lo_compat_privileges') = 'on'
+           OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
+                   ELSE EXISTS (SELECT FROM aclexplode(m.lomacl) a
+                                WHERE a.privilege_type = 'UPDATE'
+                                  AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
+              END
+    FROM pg_largeobject_metadata m WHERE m.oid = %s
+"""
+
+
+class Access(NamedTuple):
+    """Whether an object exists, and what this role may do with it."""
+
+    exists: bool
+    may_read: bool = False
+    may_write: bool = False
 
 
 def validate_loid(loid: Any) -> int:
@@ -50,30 +85,70 @@ def database_connection(using: str) -> BaseDatabaseWrapper:
     return connection
 
 
-def large_object_exists(connection: BaseDatabaseWrapper, loid: int) -> bool:
-    """Whether ``loid`` names a large object, asked without aborting the transaction.
+def large_object_access(connection: BaseDatabaseWrapper, loid: int) -> Access:
+    """Whether ``loid`` exists and may be read or written here, asked without aborting anything.
 
-    A failed ``lo_open`` aborts the whole transaction (the caller's too), so
-    the catalog is asked first; it is readable by every role.
+    The catalog is readable by every role, so this query cannot fail where a
+    refused ``lo_open`` would abort the transaction it runs in.
     """
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCESS_SQL, [loid])
+        row = cursor.fetchone()
+    return Access(False) if row is None else Access(True, *row)
+
+
+def large_object_exists(connection: BaseDatabaseWrapper, loid: int) -> bool:
+    """Whether ``loid`` names a large object, asked without aborting the transaction."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT EXISTS (SELECT FROM pg_largeobject_metadata WHERE oid = %s)", [loid])
         return cursor.fetchone()[0]
 
 
+def check_access(access: Access, loid: int, *, writable: bool) -> None:
+    """Raise what ``open()`` raises for a file that is missing or may not be opened so."""
+    if not access.exists:
+        raise FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+    if not access.may_read or (writable and not access.may_write):
+        raise PermissionError(errno.EACCES, "Permission denied for large object", str(loid))
+
+
+def file_error(exc: BaseException, loid: int) -> OSError | None:
+    """The ``OSError`` a database error on ``loid`` means, or None when it means none.
+
+    An object unlinked after it was checked, or one the role lost its grant
+    on, fails on the server; the caller should see what a file would raise.
+    """
+    # libpq's fast-path calls (lo_open, loread...) carry no SQLSTATE: only words.
+    pgcode = getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
+    words = str(exc)
+    if pgcode == _INSUFFICIENT_PRIVILEGE or "permission denied for large object" in words:
+        return PermissionError(errno.EACCES, "Permission denied for large object", str(loid))
+    if pgcode == _UNDEFINED_OBJECT or f"large object {loid} does not exist" in words:
+        return FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+    return None
+
+
 def unlink_large_object(loid: int, using: str | None = None) -> bool:
-    """Unlink ``loid`` in the current transaction; return whether it existed."""
+    """Unlink ``loid`` in the caller's transaction (one of its own in autocommit).
+
+    Returns whether it existed. Read-your-writes: a read of ``loid`` in the
+    same transaction afterwards finds it gone.
+    """
+    from warehouse import transactions
+
     connection = database_connection(using or alias_for_writing())
-    lease = transactions.lease(connection)
-    try:
+    # savepoint=False: inside a block this is one statement more of the caller's.
+    with transaction.atomic(using=connection.alias, savepoint=False):
         if not large_object_exists(connection, loid):
             return False
-        with connection.wrap_database_errors:
-            # Mode "n" makes the lobject without opening a descriptor.
-            connection.connection.lobject(loid, "n").unlink()
+        try:
+            with connection.wrap_database_errors:
+                # Mode "n" makes the lobject without opening a descriptor.
+                connection.connection.lobject(loid, "n").unlink()
+        except DatabaseError as exc:
+            error = file_error(exc, loid)
+            if error is None:
+                raise
+            raise error from exc
+        transactions.note_written(connection, loid)
         return True
-    except BaseException:
-        lease.release(failed=True)
-        raise
-    finally:
-        lease.release()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from warehouse.io import CHUNK_SIZE, DbFileIO
@@ -118,10 +119,28 @@ def register(
     return row
 
 
-def refresh(loid: int, using: str) -> None:
-    """Bring a row up to date after its object was written to in place."""
-    if enabled() and _model().objects.using(using).filter(oid=loid).exists():
-        register(loid, using=using)
+def refresh(connection: BaseDatabaseWrapper, loid: int) -> None:
+    """Bring a row up to date after its object was written in place, in that transaction.
+
+    ``connection`` is the one the writes were made on: only its transaction
+    sees them before they commit.
+    """
+    if not enabled():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR UPDATE", [loid])
+        if not cursor.rowcount:
+            return
+        digest = Digest()
+        with connection.wrap_database_errors:
+            lobject = connection.connection.lobject(loid, "rb")
+            for _ in digest.passing(iter(lambda: lobject.read(CHUNK_SIZE), b"")):
+                pass
+            lobject.close()
+        cursor.execute(
+            f"UPDATE {table()} SET size = %s, sha256 = %s, modified = %s WHERE oid = %s",
+            [digest.size, digest.sha256, timezone.now(), loid],
+        )
 
 
 def forget(loid: int, using: str) -> None:

@@ -21,7 +21,7 @@ from django.db import DatabaseError, connections, transaction
 from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
 
-from warehouse import registry
+from warehouse import registry, transactions
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
 from warehouse.io import CHUNK_SIZE, DbFileIO, large_object_size, open_large_object, raw_of
 from warehouse.objects import (
@@ -84,14 +84,12 @@ class DbFile(File):
         return raw_of(self.file).size
 
     def close(self) -> None:
-        """Close the object, first bringing its registry row up to date after writes."""
+        """Close the object; writes are recorded in the registry in their transaction."""
         try:
             if self.file is not None and not self.file.closed and self.file.writable():
                 self.file.flush()
-                raw = raw_of(self.file)
-                registry.refresh(raw.loid, raw.using)
         except BaseException:
-            # What could not be recorded must not be kept either.
+            # What could not be written must not be kept either.
             raw_of(self.file).roll_back_on_close()
             raise
         finally:
@@ -130,6 +128,7 @@ class DbFileStorage(Storage):
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """Return ``name``: the oid makes every saved name unique."""
+        _require_str(name)
         if max_length is not None and _OID_DIGITS + len(extension_of(name)) > max_length:
             # Keep what fits of the extension rather than refuse the upload.
             head, ext = os.path.splitext(name)
@@ -137,6 +136,7 @@ class DbFileStorage(Storage):
         return name
 
     def _save(self, name: str, content: File) -> str:
+        _require_str(name)
         using = alias_for_writing()
         # A failure part-way rolls the new object back with everything else.
         digest = registry.Digest()
@@ -176,33 +176,37 @@ class DbFileStorage(Storage):
     # -- reading --------------------------------------------------------------
 
     def _open(self, name: str, mode: str = "rb") -> DbFile:
-        loid = oid_of(name)
-        writing = any(letter in mode for letter in "wax+")
-        using = alias_for_writing() if writing else alias_for_reading()
-        return DbFile(open_large_object(loid, mode, name=name, using=using), name, self)
+        # Writable modes go to the write alias; reads are routed (warehouse.transactions).
+        file = open_large_object(oid_of(name), mode, name=name)
+        return DbFile(file, name, self)
 
     def exists(self, name: str) -> bool:
+        """Whether the object exists (even one this role may not read, as ``os.path.exists``)."""
         try:
             loid = oid_of(name)
         except FileNotFoundError:
             return False
-        return large_object_exists(database_connection(alias_for_reading()), loid)
+        return any(
+            large_object_exists(database_connection(alias), loid)
+            for alias in transactions.aliases_for_looking(loid)
+        )
 
     def size(self, name: str) -> int:
         """The registered size, in one query; an unregistered object is measured."""
-        loid, using = oid_of(name), alias_for_reading()
-        if registry.enabled():
-            found, size = self._query_one(
-                f"SELECT TRUE, f.size FROM pg_largeobject_metadata m "
-                f"LEFT JOIN {registry.table()} f ON f.oid = m.oid WHERE m.oid = %s",
-                loid,
-                using,
-            )
-            if not found:
-                raise FileNotFoundError(f"No stored file named {name!r}")
-            if size is not None:
-                return size
-        return large_object_size(loid, using)
+        loid = oid_of(name)
+        for alias in transactions.aliases_for_looking(loid):
+            if registry.enabled():
+                found, size = self._query_one(
+                    f"SELECT TRUE, f.size FROM pg_largeobject_metadata m "
+                    f"LEFT JOIN {registry.table()} f ON f.oid = m.oid WHERE m.oid = %s",
+                    loid,
+                    alias,
+                )
+            else:
+                found, size = large_object_exists(database_connection(alias), loid), None
+            if found:
+                return size if size is not None else large_object_size(loid, alias)
+        raise FileNotFoundError(f"No stored file named {name!r}")
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         """List every large object: names carry no directories."""
@@ -241,16 +245,23 @@ class DbFileStorage(Storage):
         return self._registered(name).modified
 
     def _registered(self, name: str) -> StoredFile:
-        loid, using = oid_of(name), alias_for_reading()
-        row = registry.lookup(loid, using)
-        if row is not None:
-            return row
-        if not large_object_exists(database_connection(using), loid):
-            raise FileNotFoundError(f"No stored file named {name!r}")
-        raise NotImplementedError(
-            f"{name!r} is not in the registry, and PostgreSQL keeps no times for large "
-            "objects; 'manage.py warehouse_register' registers it."
-        )
+        loid = oid_of(name)
+        for alias in transactions.aliases_for_looking(loid):
+            row = registry.lookup(loid, alias)
+            if row is not None:
+                return row
+            if large_object_exists(database_connection(alias), loid):
+                raise NotImplementedError(
+                    f"{name!r} is not in the registry, and PostgreSQL keeps no times for large "
+                    "objects; 'manage.py warehouse_register' registers it."
+                )
+        raise FileNotFoundError(f"No stored file named {name!r}")
+
+
+def _require_str(name: object) -> None:
+    """Refuse a name of another type before anything is written (not after the commit)."""
+    if not isinstance(name, str):
+        raise TypeError(f"a file name must be a str, not {type(name).__name__}")
 
 
 db_file_storage = DbFileStorage()

@@ -1,143 +1,223 @@
-"""The transaction a large-object descriptor lives in.
+"""Which connection and transaction a file uses: decided here, and nowhere else.
 
-PostgreSQL closes every large-object descriptor when the transaction that
-opened it ends, and psycopg2 refuses to open one in autocommit. Django runs
-in autocommit. So a file needs a transaction, and where it gets one decides
-what its writes mean:
+A large-object descriptor lives only inside a transaction. Where a file
+gets one decides what its writes mean:
 
-* Inside ``transaction.atomic(using=...)`` (or with ``AUTOCOMMIT`` off) a
-  file joins the caller's transaction. It is part of it: rolled back with it,
-  committed with it, and it must be closed before the block ends.
-* In autocommit the files opened on one connection share one transaction,
-  an outermost ``atomic`` block that the first file enters and the last one
-  to close leaves. Closing one file never ends the transaction under
-  another, whatever the order of closing. Queries made on that connection
-  while a file is open run in the same transaction, exactly as they would
-  inside ``atomic()``.
-* A writable file whose ``with`` block exits by an exception dooms the
-  shared transaction: it is rolled back when the last file closes, and the
-  other files still open refuse further work instead of writing into a
-  transaction that will not commit.
-* A file closed while an ``atomic`` block entered after it is still active
-  hands the transaction over to that block, which then commits or rolls
-  back on exit as if it had been the outermost one.
+* **Inside a transaction the caller opened** on the file's database
+  (``atomic()``, or ``AUTOCOMMIT`` off), a writable file joins it: rolled
+  back with it, committed with it, and closed before the block ends.
+* **Outside one**, a file never touches the caller's connection. It runs on
+  a connection of the package's own (:mod:`warehouse.connections`): reading
+  files share one and its transaction, a writable file owns one and its
+  transaction, committed at its ``close()`` and rolled back on an error in
+  its ``with`` block, a failure, or collection without ``close()``.
+* **Reads are routed by what was written**, not by whether a block is open.
+  An object created, written, truncated or unlinked in the caller's current
+  transaction is read there (read-your-writes, tracked below). Every other
+  read goes to ``WAREHOUSE_DB_FOR_READ`` on the package's reading
+  connection, so it outlives the caller's transaction (``ATOMIC_REQUESTS``
+  commits before a response streams). A miss there tries, in order, the
+  write alias (a replica not yet caught up) and a transaction the caller
+  has open on the read or the write alias (an object made in it by means
+  the package did not see, such as SQL in a ``TestCase``).
+
+The caller's connection is only ever read here (``in_atomic_block``,
+``get_autocommit()``, ``atomic_blocks``), never changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from weakref import WeakKeyDictionary
 
-from django.db import transaction
+import psycopg2.extensions
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from warehouse.conf import conf
+from warehouse.connections import OwnConnection, Pool, pool
+from warehouse.objects import Access, check_access, database_connection, large_object_access
 
-class TransactionRolledBackError(OSError):
-    """The transaction files shared was rolled back for a reason of Django's, not theirs."""
+
+class Seat:
+    """A file's place: a connection, and the transaction it lives in there."""
+
+    connection: BaseDatabaseWrapper
+    #: Whether the transaction is the caller's (joined), not the package's.
+    joined = False
+
+    @property
+    def ended(self) -> bool:
+        """Whether the package ended this transaction under the file (a reader reopens)."""
+        return False
+
+    def failed(self) -> None:
+        """An operation failed: end what others share, so that it harms only this file."""
+
+    def release(self, *, commit: bool) -> None:
+        """The file is closing: commit or roll back what is the package's to end."""
 
 
-class _SharedTransaction:
-    """An outermost atomic block held open by the files that need it."""
+class CallersSeat(Seat):
+    """A file inside a transaction the caller opened; the caller ends it."""
+
+    joined = True
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
-        self.atomic = transaction.Atomic(connection.alias, savepoint=False, durable=False)
-        self.holders = 0
-        self.doomed = False
 
-    def begin(self) -> None:
-        self.atomic.__enter__()
 
-    def doom(self) -> None:
-        """Roll back at the end; until then Django refuses queries, as after any error."""
-        self.doomed = True
-        if self._is_innermost():
-            self.connection.needs_rollback = True
+class ReadingSeat(Seat):
+    """A reader on the package's reading connection, sharing its transaction."""
+
+    def __init__(self, connections_of_alias: Pool) -> None:
+        self._own, self._generation = connections_of_alias.for_reading()
+        self.connection = self._own.wrapper
 
     @property
-    def failed_under_files(self) -> bool:
-        """Whether a query on the connection failed, so Django will roll back at the end."""
-        return self._is_innermost() and self.connection.needs_rollback and not self.doomed
+    def ended(self) -> bool:
+        return self._generation != self._own.generation
 
-    def end(self) -> None:
-        connection = self.connection
-        if self._is_innermost():
-            rolled_back_for_others = self.failed_under_files
-            if self.doomed:
-                connection.needs_rollback = True
-            self.atomic.__exit__(None, None, None)
-            if rolled_back_for_others:
-                raise TransactionRolledBackError(
-                    "A query failed while large objects were open on this connection: their "
-                    "shared transaction was rolled back, and what the files wrote with it."
-                )
-        elif self.atomic in connection.atomic_blocks:
-            self._hand_over()
-        # Otherwise the connection was closed or reset under us: nothing is left to end.
+    def failed(self) -> None:
+        if not self.ended:
+            self._own.pool.end_reading(self._own)
 
-    def _hand_over(self) -> None:
-        """Make the oldest block opened inside ours the outermost one.
-
-        Every block nested in an atomic block pushes one savepoint id (or
-        None); dropping the first one is what makes Django's ``__exit__`` of
-        that block take the outermost path: commit or roll back, then return
-        the connection to autocommit.
-        """
-        connection = self.connection
-        connection.atomic_blocks.remove(self.atomic)
-        connection.savepoint_ids.pop(0)
-        if self.doomed:
-            # Without savepoints to roll back to, every block passes the doom outwards
-            # (as Django does for a failed query in a savepoint=False block).
-            connection.savepoint_ids[:] = [None] * len(connection.savepoint_ids)
-            connection.needs_rollback = True
-
-    def _is_innermost(self) -> bool:
-        return self.connection.atomic_blocks[-1:] == [self.atomic]
-
-
-_shared: WeakKeyDictionary[BaseDatabaseWrapper, _SharedTransaction] = WeakKeyDictionary()
-
-
-class Lease:
-    """A file's claim on a transaction; ``release()`` once when the file closes."""
-
-    def __init__(self, shared: _SharedTransaction | None) -> None:
-        self._shared = shared
-        self._released = False
+    def release(self, *, commit: bool) -> None:
+        # Nothing was written: rolling back keeps as much as committing, at the same cost.
+        self._own.pool.release(self._own, self._generation, commit=False)
 
     @property
-    def doomed(self) -> bool:
-        """Whether the shared transaction will be rolled back: a file or a query failed."""
-        shared = self._shared
-        return shared is not None and (shared.doomed or shared.failed_under_files)
+    def shared(self) -> bool:
+        """Whether other readers are in this transaction too."""
+        return not self.ended and self._own.readers > 1
 
-    def release(self, *, failed: bool = False) -> None:
-        """Give up the claim; the last one ends the shared transaction."""
-        if self._released:
-            return
-        self._released = True
-        shared = self._shared
-        if shared is None:
-            return
-        shared.holders -= 1
-        if failed:
-            shared.doom()
-        if shared.holders == 0:
-            if _shared.get(shared.connection) is shared:
-                del _shared[shared.connection]
-            shared.end()
+    def renewed(self) -> ReadingSeat:
+        """A seat in a new reading transaction on the same database."""
+        return ReadingSeat(self._own.pool)
 
 
-def lease(connection: BaseDatabaseWrapper) -> Lease:
-    """Put ``connection`` in a transaction a large object can be opened in."""
-    shared = _shared.get(connection)
-    if shared is not None and shared._is_innermost():
-        shared.holders += 1
-        return Lease(shared)
-    if connection.in_atomic_block or not connection.get_autocommit():
-        return Lease(None)
-    shared = _SharedTransaction(connection)
-    shared.begin()
-    shared.holders = 1
-    _shared[connection] = shared
-    return Lease(shared)
+class WritingSeat(Seat):
+    """A writable file alone on a package connection, owning its transaction."""
+
+    def __init__(self, own: OwnConnection) -> None:
+        self._own = own
+        self.connection = own.wrapper
+
+    def release(self, *, commit: bool) -> None:
+        self._own.pool.release(self._own, None, commit=commit)
+
+
+def in_callers_transaction(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the caller has a transaction open on ``connection`` (read, never changed)."""
+    if connection.in_atomic_block:
+        return True
+    if connection.connection is None:
+        # No connection yet: one with AUTOCOMMIT off begins a transaction when opened.
+        return not connection.settings_dict["AUTOCOMMIT"]
+    return not connection.get_autocommit()
+
+
+def for_writing(using: str | None = None) -> Seat:
+    """The seat of a writable file on ``using`` (the write alias by default)."""
+    connection = database_connection(using or conf.WAREHOUSE_DB_FOR_WRITE)
+    if in_callers_transaction(connection):
+        return CallersSeat(connection)
+    return WritingSeat(pool(connection.alias).for_writing())
+
+
+def for_reading(loid: int, using: str | None = None) -> Seat:
+    """The seat of a file reading ``loid``, where it exists and may be read.
+
+    Raises ``FileNotFoundError`` when no place in the routing order has it,
+    and ``PermissionError`` when the first that has it may not read it.
+    """
+    for make_seat in _reading_order(loid, using):
+        seat = make_seat()
+        try:
+            access = large_object_access(seat.connection, loid)
+            if access.exists:
+                check_access(access, loid, writable=False)
+                return seat
+        except BaseException:
+            seat.release(commit=False)
+            raise
+        seat.release(commit=False)
+    check_access(Access(exists=False), loid, writable=False)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def aliases_for_looking(loid: int, using: str | None = None) -> list[str]:
+    """Where a one-shot look at ``loid`` (exists, size, times) asks, in order.
+
+    A query on the caller's connection sees the caller's open transaction
+    too, and leaves none open in autocommit, so one alias each is enough.
+    """
+    written = _written_on(loid)
+    if written is not None:
+        return [written.alias]
+    return _unique([using or conf.WAREHOUSE_DB_FOR_READ, using or conf.WAREHOUSE_DB_FOR_WRITE])
+
+
+def _reading_order(loid: int, using: str | None) -> Iterator[Callable[[], Seat]]:
+    written = _written_on(loid)
+    if written is not None:
+        yield lambda: CallersSeat(written)
+        return
+    aliases = _unique([using or conf.WAREHOUSE_DB_FOR_READ, using or conf.WAREHOUSE_DB_FOR_WRITE])
+    for alias in aliases:
+        yield lambda alias=alias: ReadingSeat(pool(alias))
+    for alias in aliases:
+        connection = database_connection(alias)
+        if in_callers_transaction(connection):
+            yield lambda connection=connection: CallersSeat(connection)
+
+
+def _unique(aliases: list[str]) -> list[str]:
+    return list(dict.fromkeys(aliases))
+
+
+# -- read-your-writes -------------------------------------------------------------
+
+# Per caller connection: the transaction it was in (see _transaction_of) and the
+# oids created, written, truncated or unlinked in it.
+_written: WeakKeyDictionary[BaseDatabaseWrapper, tuple[object, set[int]]] = WeakKeyDictionary()
+
+
+def note_written(connection: BaseDatabaseWrapper, loid: int) -> None:
+    """Remember that ``loid`` changed in the transaction open on ``connection``."""
+    current = _transaction_of(connection)
+    if current is None:
+        return
+    seen, oids = _written.get(connection, (None, set()))
+    if seen != current:
+        oids = set()
+    oids.add(loid)
+    _written[connection] = (current, oids)
+
+
+def _written_on(loid: int) -> BaseDatabaseWrapper | None:
+    """This thread's connection whose open transaction changed ``loid``, if any."""
+    for connection, (seen, oids) in list(_written.items()):
+        if (
+            loid in oids
+            and connections[connection.alias] is connection
+            and _transaction_of(connection) == seen
+        ):
+            return connection
+    return None
+
+
+def _transaction_of(connection: BaseDatabaseWrapper) -> object | None:
+    """What tells the transaction open on ``connection`` from the next one, or None.
+
+    libpq knows, without a round trip, whether the server has a transaction
+    open; the outermost atomic block tells one Django transaction from the
+    next on the same connection.
+    """
+    raw = connection.connection
+    if raw is None or raw.closed:
+        return None
+    if raw.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        return None
+    outermost = connection.atomic_blocks[0] if connection.in_atomic_block else None
+    return (id(raw), outermost)

@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
+from warehouse.connections import kept_open
 from warehouse.io import CHUNK_SIZE
 from warehouse.progress import Progress, positive_int
 from warehouse.storage import DbFileStorage, oid_of
@@ -183,6 +184,7 @@ class FieldTransferCommand(BaseCommand):
         """Move one row's file in its own transaction; return its bytes, or None if skipped."""
         raise NotImplementedError
 
+    @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
     def handle(self, *args: Any, **options: Any) -> None:
         self.label = options["field"]
         self.model, self.field = file_field(self.label)

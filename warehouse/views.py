@@ -14,6 +14,7 @@ user may see the file, as in::
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from collections.abc import AsyncIterator, Iterator
 
@@ -29,9 +30,10 @@ from django.http import (
 )
 from django.utils.http import content_disposition_header
 
-from warehouse.conf import alias_for_reading
 from warehouse.io import DbFileIO, large_object_size
 from warehouse.storage import oid_of
+
+logger = logging.getLogger(__name__)
 
 # Large enough that a round trip per chunk costs little next to sending it.
 STREAM_CHUNK_SIZE = 256 * 1024  # bytes
@@ -52,13 +54,14 @@ class _LargeObjectRange:
     sent, closing the descriptor).
     """
 
-    def __init__(self, loid: int, start: int, length: int, using: str) -> None:
-        self.loid, self.start, self.length, self.using = loid, start, length, using
+    def __init__(self, loid: int, start: int, length: int) -> None:
+        self.loid, self.start, self.length = loid, start, length
         self._remaining = length
         self._file: DbFileIO | None = None
 
     def _open(self) -> None:
-        self._file = DbFileIO(self.loid, "rb", using=self.using)
+        # Routed like every read: the reading connection, never the view's transaction.
+        self._file = DbFileIO(self.loid, "rb")
         if self.start:
             self._file.seek(self.start)
 
@@ -111,9 +114,12 @@ def db_serve(
         return HttpResponseNotAllowed(["GET", "HEAD"])
     try:
         loid = oid_of(filename)
-        using = alias_for_reading()
-        size = large_object_size(loid, using)
+        size = large_object_size(loid)
     except FileNotFoundError:
+        raise Http404(f"No stored file named {filename!r}.") from None
+    except PermissionError:
+        # The database role may not read it: a deployment fault to fix, not the visitor's.
+        logger.error("db_serve: the database role may not read %r", filename, exc_info=True)
         raise Http404(f"No stored file named {filename!r}.") from None
 
     content_type = _content_type(filename)
@@ -123,7 +129,7 @@ def db_serve(
         response = HttpResponse(content_type=content_type)
     else:
         is_asgi = isinstance(request, ASGIRequest)
-        stream = (AsyncLargeObjectStream if is_asgi else LargeObjectStream)(loid, 0, size, using)
+        stream = (AsyncLargeObjectStream if is_asgi else LargeObjectStream)(loid, 0, size)
         response = StreamingHttpResponse(stream, content_type=content_type)
     response["Content-Length"] = str(size)
     # User files: never let a browser run or guess them, nor a shared cache keep them.

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
+from warehouse.connections import kept_open
 from warehouse.io import large_object_size
 from warehouse.objects import database_connection, large_object_exists, unlink_large_object
 from warehouse.progress import Progress, positive_int
@@ -73,6 +74,7 @@ class Command(BaseCommand):
             help=f"Objects unlinked per transaction (default {DEFAULT_BATCH_SIZE}).",
         )
 
+    @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
     def handle(self, *args: Any, **options: Any) -> None:
         using = alias_for_writing()
         self.check_oid_columns(using, deleting=options["delete"])

@@ -9,6 +9,7 @@ from django.db import connections, transaction
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
+from warehouse.connections import kept_open
 from warehouse.progress import Progress
 from warehouse.storage import oid_of
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="Also unreferenced objects.")
         parser.add_argument("--dry-run", action="store_true", help="Only count.")
 
+    @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
     def handle(self, *args: Any, **options: Any) -> None:
         using = alias_for_writing()
         unregistered = self.unregistered(using)

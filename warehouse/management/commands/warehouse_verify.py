@@ -16,6 +16,7 @@ from django.db import connections, models
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_reading
+from warehouse.connections import kept_open
 from warehouse.io import large_object_size
 from warehouse.models import StoredFile
 from warehouse.progress import Progress, positive_int
@@ -55,6 +56,7 @@ class Command(BaseCommand):
             f"report progress every N files (default {BATCH_SIZE}).",
         )
 
+    @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
     def handle(self, *args: Any, checksums: bool, batch_size: int, **options: Any) -> None:
         progress = Progress(self.stderr, every=batch_size, enabled=options["verbosity"] > 0)
         verification = Verification(
@@ -86,18 +88,19 @@ class Verification:
         self.using, self.checksums, self.batch_size = using, checksums, batch_size
         self.progress, self.report = progress, report
         self.exists: dict[int, bool] = {}  # oid -> whether it is there: each object checked once
-        self.dangling = self.mismatched = self.malformed = self.unregistered = 0
+        self.dangling = self.mismatched = self.malformed = self.unregistered = self.unreadable = 0
         self.bytes = 0
 
     @property
     def failed(self) -> bool:
-        return bool(self.dangling or self.mismatched or self.malformed)
+        return bool(self.dangling or self.mismatched or self.malformed or self.unreadable)
 
     def summary(self) -> str:
         return (
             f"verified {self.progress.count} files ({self.bytes} bytes): "
             f"{self.dangling} dangling, {self.mismatched} mismatched, "
-            f"{self.malformed} malformed, {self.unregistered} unregistered"
+            f"{self.malformed} malformed, {self.unregistered} unregistered, "
+            f"{self.unreadable} unreadable"
         )
 
     def run(self) -> None:
@@ -167,6 +170,13 @@ class Verification:
                 actual_size, actual_sha256 = large_object_size(loid, self.using), sha256
         except FileNotFoundError:
             return False
+        except PermissionError:
+            # It exists; this role cannot vouch for its bytes.
+            self.unreadable += 1
+            self._problem(
+                f"unreadable: {_shown(name)} (this role may not read large object {loid})"
+            )
+            return True
         self.bytes += actual_size
         self.progress.advance(f"verify: {self.progress.count + 1} files ({self.bytes} bytes)")
         if size is None:
