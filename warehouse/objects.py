@@ -107,9 +107,17 @@ def large_object_exists(connection: BaseDatabaseWrapper, loid: int) -> bool:
 def check_access(access: Access, loid: int, *, writable: bool) -> None:
     """Raise what ``open()`` raises for a file that is missing or may not be opened so."""
     if not access.exists:
-        raise FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+        raise not_found(loid)
     if not access.may_read or (writable and not access.may_write):
-        raise PermissionError(errno.EACCES, "Permission denied for large object", str(loid))
+        raise denied(loid)
+
+
+def not_found(loid: int) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+
+
+def denied(loid: int) -> PermissionError:
+    return PermissionError(errno.EACCES, "Permission denied for large object", str(loid))
 
 
 def file_error(exc: BaseException, loid: int) -> OSError | None:
@@ -122,9 +130,9 @@ def file_error(exc: BaseException, loid: int) -> OSError | None:
     pgcode = getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
     words = str(exc)
     if pgcode == _INSUFFICIENT_PRIVILEGE or "permission denied for large object" in words:
-        return PermissionError(errno.EACCES, "Permission denied for large object", str(loid))
+        return denied(loid)
     if pgcode == _UNDEFINED_OBJECT or f"large object {loid} does not exist" in words:
-        return FileNotFoundError(errno.ENOENT, "No such large object", str(loid))
+        return not_found(loid)
     return None
 
 

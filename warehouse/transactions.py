@@ -28,15 +28,15 @@ The caller's connection is only ever read here (``in_atomic_block``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from weakref import WeakKeyDictionary
 
 import psycopg2.extensions
+from asgiref.local import Local
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from warehouse.conf import conf
 from warehouse.connections import OwnConnection, Pool, pool
-from warehouse.objects import Access, check_access, database_connection, large_object_access
+from warehouse.objects import check_access, database_connection, large_object_access, not_found
 
 
 class Seat:
@@ -142,8 +142,7 @@ def for_reading(loid: int, using: str | None = None) -> Seat:
             seat.release(commit=False)
             raise
         seat.release(commit=False)
-    check_access(Access(exists=False), loid, writable=False)
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise not_found(loid)
 
 
 def aliases_for_looking(loid: int, using: str | None = None) -> list[str]:
@@ -178,33 +177,42 @@ def _unique(aliases: list[str]) -> list[str]:
 
 # -- read-your-writes -------------------------------------------------------------
 
-# Per caller connection: the transaction it was in (see _transaction_of) and the
-# oids created, written, truncated or unlinked in it.
-_written: WeakKeyDictionary[BaseDatabaseWrapper, tuple[object, set[int]]] = WeakKeyDictionary()
+# Per thread, as the caller's connections: alias -> (connection, the transaction it
+# was in, see _transaction_of, the oids created, written, truncated or unlinked in it).
+_written = Local()
 
 
 def note_written(connection: BaseDatabaseWrapper, loid: int) -> None:
-    """Remember that ``loid`` changed in the transaction open on ``connection``."""
+    """Remember that ``loid`` changed in the caller's transaction open on ``connection``."""
     current = _transaction_of(connection)
     if current is None:
         return
-    seen, oids = _written.get(connection, (None, set()))
-    if seen != current:
+    written = _written_here()
+    seen_on, seen, oids = written.get(connection.alias, (None, None, set()))
+    if seen_on is not connection or seen != current:
         oids = set()
     oids.add(loid)
-    _written[connection] = (current, oids)
+    written[connection.alias] = (connection, current, oids)
 
 
 def _written_on(loid: int) -> BaseDatabaseWrapper | None:
-    """This thread's connection whose open transaction changed ``loid``, if any."""
-    for connection, (seen, oids) in list(_written.items()):
+    """The caller's connection whose open transaction changed ``loid``, if any."""
+    for alias, (connection, seen, oids) in _written_here().items():
         if (
             loid in oids
-            and connections[connection.alias] is connection
+            and connections[alias] is connection
             and _transaction_of(connection) == seen
         ):
             return connection
     return None
+
+
+def _written_here() -> dict[str, tuple[BaseDatabaseWrapper, object, set[int]]]:
+    try:
+        return _written.by_alias
+    except AttributeError:
+        _written.by_alias = {}
+        return _written.by_alias
 
 
 def _transaction_of(connection: BaseDatabaseWrapper) -> object | None:
