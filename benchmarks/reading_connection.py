@@ -135,7 +135,7 @@ def report(variants: dict[str, Path], url: str, name: str, args: argparse.Namesp
                 f"(min {min(values) * 1e3:.3f}, max {max(values) * 1e3:.3f})"
             )
         baseline, this = medians.values()
-        ratios = [new / old for old, new in zip(baseline, this)]
+        ratios = [new / old for old, new in zip(baseline, this, strict=True)]
         print(
             f"  this tree / baseline: {statistics.median(ratios):.2f}x the time "
             f"(per repetition: {', '.join(f'{ratio:.2f}' for ratio in ratios)})"

@@ -23,7 +23,9 @@ def test_the_memory_benchmark_round_trips_a_small_file():
     assert "read back identical" in result.stdout
 
 
-@pytest.mark.skipif("DATABASE_URL" in os.environ, reason="it would write to DATABASE_URL's database")
+@pytest.mark.skipif(
+    "DATABASE_URL" in os.environ, reason="it would write to DATABASE_URL's database"
+)
 def test_the_reading_connection_benchmark_compares_with_a_baseline():
     result = subprocess.run(
         [

@@ -81,6 +81,35 @@ def test_a_failed_write_through_the_storage_leaves_the_row_as_it_was():
     assert StoredFile.objects.get(oid=row.oid).size == 3
 
 
+def test_writing_in_place_through_dbfileio_keeps_the_row_true():
+    row = saved(b"first version")
+    with DbFileIO(row.oid, "r+b") as file:
+        file.write(b"FIRST")
+    row.refresh_from_db()
+    assert (row.size, row.sha256) == (13, hashlib.sha256(b"FIRST version").hexdigest())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writing_in_place_in_autocommit_keeps_the_row_true_on_the_files_connection():
+    row = saved(b"first version")
+    with DbFileIO(row.oid, "ab") as file:
+        file.write(b", appended")
+    row.refresh_from_db()
+    assert row.size == len(b"first version, appended")
+    assert row.sha256 == hashlib.sha256(b"first version, appended").hexdigest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_closed_after_its_block_ended_clears_the_digest_it_cannot_vouch_for():
+    row = saved(b"first version")
+    with transaction.atomic():
+        file = DbFileIO(row.oid, "r+b")
+        file.write(b"FIRST")
+    file.close()
+    row.refresh_from_db()
+    assert row.sha256 == ""
+
+
 def test_size_answers_from_the_registry_in_one_query(django_assert_num_queries):
     row = saved(b"12345")
     with django_assert_num_queries(1):

@@ -484,11 +484,14 @@ def test_a_statement_timeout_during_a_read_stays_a_timeout(make_object, statemen
 
 def test_a_statement_timeout_inside_atomic_stays_a_timeout_and_close_adds_nothing(make_object):
     loid = make_object(b"x" * MAX_READ)
-    with pytest.raises(OperationalError) as raised, transaction.atomic():
-        with DbFileIO(loid, "r+b") as file:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL statement_timeout = '20ms'")
-            file.read(MAX_READ)
+    with (
+        pytest.raises(OperationalError) as raised,
+        transaction.atomic(),
+        DbFileIO(loid, "r+b") as file,
+    ):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = '20ms'")
+        file.read(MAX_READ)
     assert "statement timeout" in str(raised.value)
     assert transaction_state() == AUTOCOMMIT
 

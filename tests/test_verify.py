@@ -45,7 +45,8 @@ def test_a_clean_database_verifies_with_exit_0_and_a_summary():
     status, out, _ = verify()
     assert status == 0
     assert out.splitlines() == [
-        "verified 2 files (12 bytes): 0 dangling, 0 mismatched, 0 malformed, 0 unregistered, 0 unreadable"
+        "verified 2 files (12 bytes): 0 dangling, 0 mismatched, 0 malformed, "
+        "0 unregistered, 0 unreadable"
     ]
 
 
@@ -112,7 +113,8 @@ def test_an_unregistered_object_is_counted_and_is_no_error(make_object):
     status, out, _ = verify()
     assert status == 0
     assert out.splitlines() == [
-        "verified 1 files (16 bytes): 0 dangling, 0 mismatched, 0 malformed, 1 unregistered, 0 unreadable"
+        "verified 1 files (16 bytes): 0 dangling, 0 mismatched, 0 malformed, "
+        "1 unregistered, 0 unreadable"
     ]
 
 

@@ -23,8 +23,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg2.extensions
 from django.db import Error as DatabaseError
+from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
 
 from warehouse import transactions
 from warehouse.objects import check_access, file_error, large_object_access, validate_loid
@@ -40,7 +40,6 @@ DEFAULT_BUFFER_SIZE = 256 * 1024  # bytes
 
 _MODE_LETTERS = frozenset("rwax")
 _ENDED_TRANSACTION = ("lobject isn't valid anymore", "can't use a lobject outside of transactions")
-_IN_TRANSACTION = psycopg2.extensions.TRANSACTION_STATUS_INTRANS
 
 
 def _parse_mode(mode: str) -> tuple[bool, bool, str]:
@@ -103,6 +102,7 @@ class DbFileIO(io.RawIOBase):
             self._seat = transactions.for_reading(loid, using)
         try:
             self._lobject = self._open(loid, letter, writable)
+            self._seat.pin()
             self._loid = self._lobject.oid
             if writable and self._seat.joined:
                 transactions.note_written(self._seat.connection, self._loid)
@@ -178,10 +178,7 @@ class DbFileIO(io.RawIOBase):
         except DatabaseError as exc:
             # psycopg2's words for a descriptor whose transaction is over.
             if any(words in str(exc) for words in _ENDED_TRANSACTION):
-                raise ValueError(
-                    f"large object {self._loid}: the transaction it was opened in has ended; "
-                    "open it again"
-                ) from exc
+                raise self._ended() from exc
             if self._error is None:
                 self._error = exc
             self._seat.failed()
@@ -193,9 +190,16 @@ class DbFileIO(io.RawIOBase):
     def _call(self, method: str, *args: Any) -> Any:
         """Call a method of the descriptor, reopening it if its reading transaction ended."""
         if self._seat.ended:
+            if not isinstance(self._seat, transactions.ReadingSeat):
+                raise self._ended()
             self._reopen()
         with self._database_errors():
             return getattr(self._lobject, method)(*args)
+
+    def _ended(self) -> ValueError:
+        return ValueError(
+            f"large object {self._loid}: the transaction it was opened in has ended; open it again"
+        )
 
     def _reopen(self) -> None:
         """Open the object again in a new reading transaction, at the same position.
@@ -359,15 +363,20 @@ class DbFileIO(io.RawIOBase):
 
     def _finish(self, seat: transactions.Seat) -> None:
         """Before the commit: bring the registry up to date, close what outlives the file."""
-        if self._changed and not self._created:
-            from warehouse import registry
+        from warehouse import registry
 
-            registry.refresh(seat.connection, self._loid)
-        raw = seat.connection.connection
-        if seat.ended or raw.get_transaction_status() != _IN_TRANSACTION:
-            return  # the descriptor went with its transaction
-        if seat.joined or (isinstance(seat, transactions.ReadingSeat) and seat.shared):
-            # Committing or rolling back ours closes the descriptor without a round trip.
+        over = seat.ended
+        if not over and seat.connection.connection.get_transaction_status() == _FAILED:
+            return  # a query of the caller's failed: everything here is rolled back anyway
+        if self._changed and not self._created:
+            if over:
+                # Closed after the caller's block ended: its writes were committed (or
+                # not) without the registry. Say so rather than vouch for stale facts.
+                registry.forget_digest(seat.connection, self._loid)
+            else:
+                registry.refresh(seat.connection, self._loid)
+        if not over and (seat.joined or seat.shared):
+            # Ending a transaction of ours closes the descriptor without a round trip.
             with self._database_errors():
                 self._lobject.close()
 

@@ -143,6 +143,16 @@ def refresh(connection: BaseDatabaseWrapper, loid: int) -> None:
         )
 
 
+def forget_digest(connection: BaseDatabaseWrapper, loid: int) -> None:
+    """Clear what a row can no longer vouch for: the bytes changed outside its knowledge."""
+    if enabled():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table()} SET sha256 = '', modified = %s WHERE oid = %s",
+                [timezone.now(), loid],
+            )
+
+
 def forget(loid: int, using: str) -> None:
     """Remove the row of an object being unlinked."""
     if enabled():

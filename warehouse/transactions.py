@@ -45,11 +45,16 @@ class Seat:
     connection: BaseDatabaseWrapper
     #: Whether the transaction is the caller's (joined), not the package's.
     joined = False
+    #: Whether other files' descriptors are in the same transaction of the package's.
+    shared = False
 
     @property
     def ended(self) -> bool:
         """Whether the package ended this transaction under the file (a reader reopens)."""
         return False
+
+    def pin(self) -> None:
+        """The descriptor is open: from now on, ``ended`` tells whether its transaction is over."""
 
     def failed(self) -> None:
         """An operation failed: end what others share, so that it harms only this file."""
@@ -62,9 +67,17 @@ class CallersSeat(Seat):
     """A file inside a transaction the caller opened; the caller ends it."""
 
     joined = True
+    _opened_in: object = None
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
+
+    def pin(self) -> None:
+        self._opened_in = _transaction_of(self.connection)
+
+    @property
+    def ended(self) -> bool:
+        return self._opened_in is not None and _transaction_of(self.connection) != self._opened_in
 
 
 class ReadingSeat(Seat):
