@@ -55,14 +55,20 @@ def terminate_idle_transactions_of_the_package(using: str = "default") -> int:
             "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%'"
         )
         pids = [pid for (pid,) in cursor.fetchall()]
+    terminate_backends(pids, using)
+    return len(pids)
+
+
+def terminate_backends(pids: list[int], using: str = "default") -> None:
+    """Kill server processes, as a network failure or a restart would; return once they are gone."""
+    with connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
             if not cursor.fetchone()[0]:
-                break
+                return
             time.sleep(0.01)
-    return len(pids)
 
 
 def server_in_transaction(using: str = "default") -> bool:

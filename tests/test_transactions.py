@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.signals import request_finished, request_started
 from django.core.files.base import ContentFile
 from django.db import OperationalError, connection, connections, transaction
 from django.db.backends.signals import connection_created
@@ -23,11 +24,13 @@ from tests.conftest import (
     large_object_oids,
     role_that_may_not_read,
     server_in_transaction,
+    terminate_backends,
     terminate_idle_transactions_of_the_package,
     transaction_state,
 )
 from tests.factories import DocumentFactory
 from tests.models import Document, Folder
+from warehouse import connections as own_connections
 from warehouse.io import MAX_READ, MAX_SIZE, DbFileIO, open_large_object
 from warehouse.storage import db_file_storage
 from warehouse.views import db_serve
@@ -569,3 +572,65 @@ def test_a_name_that_is_not_a_str_is_refused_before_anything_is_written():
         db_file_storage.save(b"", ContentFile(b"x"))
     assert large_object_oids() == objects_before
     assert not Document.objects.exists()
+
+
+# -- the package's connections follow Django's rules --------------------------------
+
+
+@pytest.fixture
+def connection_settings():
+    """Change CONN_MAX_AGE / CONN_HEALTH_CHECKS of the default alias for one test."""
+    settings_dict = connections["default"].settings_dict
+    saved = dict(settings_dict)
+    yield settings_dict
+    settings_dict.update(saved)
+    own_connections.close_all()
+
+
+def package_connection_pids() -> list[int]:
+    return [
+        own.wrapper.connection.info.backend_pid
+        for pool in own_connections._pools().values()
+        for own in pool.connections
+        if own.wrapper.connection is not None
+    ]
+
+
+def read_in_a_request(loid: int) -> bytes:
+    request_started.send(sender=None)
+    try:
+        with DbFileIO(loid, "rb") as file:
+            return file.read()
+    finally:
+        request_finished.send(sender=None)
+
+
+def test_with_conn_max_age_0_the_reading_connection_closes_at_request_end(
+    make_object, connection_settings
+):
+    connection_settings["CONN_MAX_AGE"] = 0
+    assert read_in_a_request(make_object(b"x")) == b"x"
+    assert package_connection_pids() == []
+
+
+def test_persistent_reading_connections_are_reused_across_requests(
+    make_object, connection_settings
+):
+    connection_settings["CONN_MAX_AGE"] = None
+    loid = make_object(b"x")
+    read_in_a_request(loid)
+    first = package_connection_pids()
+    read_in_a_request(loid)
+    assert package_connection_pids() == first != []
+
+
+def test_health_checks_replace_a_persistent_connection_that_died_between_requests(
+    make_object, connection_settings
+):
+    connection_settings.update(CONN_MAX_AGE=None, CONN_HEALTH_CHECKS=True)
+    loid = make_object(b"x")
+    read_in_a_request(loid)
+    (dead,) = package_connection_pids()
+    terminate_backends([dead], using="replica")
+    assert read_in_a_request(loid) == b"x"
+    assert dead not in package_connection_pids()
