@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.signals import request_finished, request_started
 from django.core.files.base import ContentFile
+from django.core.signals import request_finished, request_started
 from django.db import OperationalError, connection, connections, transaction
 from django.db.backends.signals import connection_created
 from django.db.transaction import TransactionManagementError
