@@ -23,11 +23,18 @@ def stored(content: bytes = b"%PDF-1.7 body", name: str = "x.pdf") -> str:
     return db_file_storage.save(name, ContentFile(content))
 
 
-def test_it_streams_the_content(client):
+def test_it_sends_a_small_file_whole_from_the_view(client):
     response = client.get(f"/serve/{stored(b'the bytes')}")
     assert response.status_code == 200
+    assert not response.streaming
+    assert response.content == b"the bytes"
+
+
+def test_it_streams_a_file_larger_than_a_chunk(client):
+    content = b"x" * (STREAM_CHUNK_SIZE + 1)
+    response = client.get(f"/serve/{stored(content)}")
     assert response.streaming
-    assert b"".join(response.streaming_content) == b"the bytes"
+    assert b"".join(response.streaming_content) == content
 
 
 def test_it_sends_the_length(client):
@@ -96,7 +103,7 @@ def test_the_owner_downloads_their_invoice(client):
     invoice = InvoiceFactory(data__data=b"mine")
     client.force_login(invoice.owner)
     response = client.get(f"/invoice/{invoice.data.name}")
-    assert b"".join(response.streaming_content) == b"mine"
+    assert response.content == b"mine"
 
 
 def test_another_user_gets_403(client):
@@ -112,13 +119,14 @@ def test_an_anonymous_user_is_sent_to_log_in(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_streams_after_an_atomic_request_has_committed(client):
-    name = stored(b"sent after the view's transaction")
+    content = b"sent after the view's transaction " * STREAM_CHUNK_SIZE
+    name = stored(content)
     connections["default"].settings_dict["ATOMIC_REQUESTS"] = True
     try:
         response = client.get(f"/serve/{name}")
     finally:
         connections["default"].settings_dict["ATOMIC_REQUESTS"] = False
-    assert b"".join(response.streaming_content) == b"sent after the view's transaction"
+    assert b"".join(response.streaming_content) == content
     response.close()
     assert transaction_state() == (True, False, [], 0, False)
 
@@ -132,14 +140,15 @@ def test_a_download_abandoned_part_way_ends_its_transaction(client):
 
 
 def test_under_asgi_it_streams_through_an_async_iterator():
-    name = stored(b"async bytes")
+    content = b"async bytes " * STREAM_CHUNK_SIZE
+    name = stored(content)
 
     async def fetch():
         response = await AsyncClient().get(f"/serve/{name}")
         assert response.is_async
         return b"".join([chunk async for chunk in response.streaming_content])
 
-    assert async_to_sync(fetch)() == b"async bytes"
+    assert async_to_sync(fetch)() == content
 
 
 @pytest.mark.django_db(transaction=True)

@@ -99,7 +99,7 @@ class DbFileIO(io.RawIOBase):
         if writable:
             self._seat = transactions.for_writing(using)
         else:
-            self._seat = transactions.for_reading(loid, using)
+            self._seat, _ = transactions.for_reading(loid, using)
         try:
             self._lobject = self._open(loid, letter, writable)
             self._seat.pin()

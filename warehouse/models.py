@@ -47,7 +47,12 @@ class StoredFile(models.Model):
     name = models.CharField(max_length=255, blank=True, help_text="The name it was uploaded as.")
     content_type = models.CharField(max_length=255, blank=True)
     size = models.BigIntegerField(help_text="In bytes.")
-    sha256 = models.CharField(max_length=64, help_text="Hex digest of the content.")
+    sha256 = models.CharField(
+        max_length=64, help_text="Hex digest of the content; empty when no longer known."
+    )
+    utf8 = models.BooleanField(
+        null=True, help_text="Whether a text file was valid UTF-8 when written; null if not text."
+    )
     created = models.DateTimeField(default=timezone.now)
     modified = models.DateTimeField(default=timezone.now)
 

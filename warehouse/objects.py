@@ -23,25 +23,25 @@ _INSUFFICIENT_PRIVILEGE = "42501"
 _UNDEFINED_OBJECT = "42704"
 
 # What lo_open would decide, asked without opening (a refused lo_open aborts the
-# transaction, the caller's too). Superusers and lo_compat_privileges bypass the
-# checks; a NULL ACL means the owner's default privileges; otherwise an ACL entry
-# for PUBLIC (grantee 0) or a role we inherit from grants it. INV_WRITE reads too,
-# so a writable open needs SELECT and UPDATE.
-_ACCESS_SQL = """
-    SELECT current_setting('is_superuser') = 'on'
-           OR current_setting('lo_compat_privileges') = 'on'
-           OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
-                   ELSE EXISTS (SELECT FROM aclexplode(m.lomacl) a
-                                WHERE a.privilege_type = 'SELECT'
-                                  AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
-              END,
-           current_setting('is_superuser') = 'on'
-           OR current_setting('lo_compat_privileges') = 'on'
-           OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
-                   ELSE EXISTS (SELECT FROM aclexplode(m.lomacl) a
-                                WHERE a.privilege_type = 'UPDATE'
-                                  AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
-              END
+# transaction, the caller's too), over pg_largeobject_metadata as "m". Superusers
+# and lo_compat_privileges bypass the checks; a NULL ACL means the owner's default
+# privileges; otherwise an ACL entry for PUBLIC (grantee 0) or a role we inherit
+# from grants it.
+_PRIVILEGE_SQL = """
+    current_setting('is_superuser') = 'on'
+    OR current_setting('lo_compat_privileges') = 'on'
+    OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
+            ELSE EXISTS (SELECT FROM aclexplode(m.lomacl) a
+                         WHERE a.privilege_type = '{privilege}'
+                           AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
+       END
+"""
+#: Whether the role may read the object of the row "m" of pg_largeobject_metadata.
+MAY_READ_SQL = _PRIVILEGE_SQL.format(privilege="SELECT")
+# INV_WRITE reads too, so a writable open needs SELECT and UPDATE.
+_MAY_WRITE_SQL = _PRIVILEGE_SQL.format(privilege="UPDATE")
+_ACCESS_SQL = f"""
+    SELECT {MAY_READ_SQL}, {_MAY_WRITE_SQL}
     FROM pg_largeobject_metadata m WHERE m.oid = %s
 """
 

@@ -8,11 +8,13 @@ without it, only ``vacuumlo`` safety and the stored facts are lost.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import mimetypes
 import os
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.apps import apps
 from django.db import connections
@@ -20,6 +22,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from warehouse.io import CHUNK_SIZE, DbFileIO
+from warehouse.objects import MAY_READ_SQL
 
 if TYPE_CHECKING:
     from warehouse.models import StoredFile
@@ -28,15 +31,36 @@ NAME_LENGTH = 255  # characters, StoredFile.name's max_length
 
 
 class Digest:
-    """Size and SHA-256 of bytes as they stream past, so no second pass is needed."""
+    """Size and SHA-256 of bytes as they stream past, so no second pass is needed.
 
-    def __init__(self) -> None:
+    For text (``check_utf8``), also whether the bytes are valid UTF-8: what
+    lets a download say ``charset=utf-8`` without reading the file again.
+    """
+
+    def __init__(self, *, check_utf8: bool = False) -> None:
         self.size = 0
         self._sha256 = hashlib.sha256()
+        self._checked = check_utf8
+        self._utf8: Any = codecs.getincrementaldecoder("utf-8")() if check_utf8 else None
 
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)
         self._sha256.update(chunk)
+        if self._utf8 is not None:
+            try:
+                self._utf8.decode(chunk)
+            except UnicodeDecodeError:
+                self._utf8 = None  # decided: no need to look further
+
+    @property
+    def utf8(self) -> bool | None:
+        """Whether the bytes were valid UTF-8; None when not asked."""
+        if not self._checked:
+            return None
+        try:
+            return self._utf8 is not None and self._utf8.decode(b"", final=True) == ""
+        except UnicodeDecodeError:
+            return False
 
     def passing(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` unchanged, counting and hashing each."""
@@ -63,9 +87,15 @@ def table() -> str:
     return f'"{_model()._meta.db_table}"'
 
 
-def measure(loid: int, using: str) -> Digest:
+def is_text(name: str, content_type: str | None = None) -> bool:
+    """Whether a file is text, by the name it was stored under (else its declared type)."""
+    guessed = mimetypes.guess_type(name)[0] or content_type or ""
+    return guessed.startswith("text/")
+
+
+def measure(loid: int, using: str, *, check_utf8: bool = False) -> Digest:
     """Read an object through and return its size and SHA-256."""
-    digest = Digest()
+    digest = Digest(check_utf8=check_utf8)
     with DbFileIO(loid, "rb", using=using) as file:
         for _ in digest.passing(iter(lambda: file.read(CHUNK_SIZE), b"")):
             pass
@@ -92,6 +122,7 @@ def record(
             content_type=(content_type or guess_content_type(name))[:NAME_LENGTH],
             size=digest.size,
             sha256=digest.sha256,
+            utf8=digest.utf8,
         )
     )
 
@@ -106,11 +137,13 @@ def register(
     """
     if not enabled():
         return None
-    digest = measure(loid, using)
     row = _model().objects.using(using).filter(oid=loid).first()
+    check_utf8 = is_text(name or (row.name if row else ""), content_type)
+    digest = measure(loid, using, check_utf8=check_utf8)
     if row is None:
         return record(loid, name=name, content_type=content_type, digest=digest, using=using)
-    row.size, row.sha256, row.modified = digest.size, digest.sha256, timezone.now()
+    row.size, row.sha256, row.utf8 = digest.size, digest.sha256, digest.utf8
+    row.modified = timezone.now()
     if name:
         row.name = os.path.basename(name)[-NAME_LENGTH:]
     if content_type:
@@ -128,19 +161,55 @@ def refresh(connection: BaseDatabaseWrapper, loid: int) -> None:
     if not enabled():
         return
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR UPDATE", [loid])
-        if not cursor.rowcount:
+        cursor.execute(
+            f"SELECT name, content_type FROM {table()} WHERE oid = %s FOR UPDATE", [loid]
+        )
+        row = cursor.fetchone()
+        if row is None:
             return
-        digest = Digest()
+        digest = Digest(check_utf8=is_text(*row))
         with connection.wrap_database_errors:
             lobject = connection.connection.lobject(loid, "rb")
             for _ in digest.passing(iter(lambda: lobject.read(CHUNK_SIZE), b"")):
                 pass
             lobject.close()
         cursor.execute(
-            f"UPDATE {table()} SET size = %s, sha256 = %s, modified = %s WHERE oid = %s",
-            [digest.size, digest.sha256, timezone.now(), loid],
+            f"UPDATE {table()} SET size = %s, sha256 = %s, utf8 = %s, modified = %s WHERE oid = %s",
+            [digest.size, digest.sha256, digest.utf8, timezone.now(), loid],
         )
+
+
+class Facts(NamedTuple):
+    """What serving an object needs to know about it, from one query."""
+
+    exists: bool
+    may_read: bool = False
+    registered: bool = False
+    size: int | None = None
+    sha256: str = ""
+    modified: datetime | None = None
+    name: str = ""
+    content_type: str = ""
+    utf8: bool | None = None
+
+
+def facts(connection: BaseDatabaseWrapper, loid: int) -> Facts:
+    """Whether ``loid`` exists and may be read, and what its row says, in one round trip."""
+    if enabled():
+        sql = (
+            f"SELECT {MAY_READ_SQL}, f.oid IS NOT NULL, f.size, f.sha256, f.modified, f.name, "
+            f"f.content_type, f.utf8 FROM pg_largeobject_metadata m "
+            f"LEFT JOIN {table()} f ON f.oid = m.oid WHERE m.oid = %s"
+        )
+    else:
+        sql = f"SELECT {MAY_READ_SQL} FROM pg_largeobject_metadata m WHERE m.oid = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [loid])
+        row = cursor.fetchone()
+    if row is None:
+        return Facts(exists=False)
+    found = Facts(True, *row)
+    return found._replace(sha256=found.sha256 or "", name=found.name or "")
 
 
 def forget_digest(connection: BaseDatabaseWrapper, loid: int) -> None:
@@ -148,7 +217,7 @@ def forget_digest(connection: BaseDatabaseWrapper, loid: int) -> None:
     if enabled():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table()} SET sha256 = '', modified = %s WHERE oid = %s",
+                f"UPDATE {table()} SET sha256 = '', utf8 = NULL, modified = %s WHERE oid = %s",
                 [timezone.now(), loid],
             )
 

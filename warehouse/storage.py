@@ -139,7 +139,7 @@ class DbFileStorage(Storage):
         _require_str(name)
         using = alias_for_writing()
         # A failure part-way rolls the new object back with everything else.
-        digest = registry.Digest()
+        digest = registry.Digest(check_utf8=registry.is_text(name))
         with transaction.atomic(using=using):
             with open_large_object(0, "wb", using=using) as destination:
                 for chunk in digest.passing(content.chunks(CHUNK_SIZE)):

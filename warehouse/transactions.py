@@ -28,6 +28,7 @@ The caller's connection is only ever read here (``in_atomic_block``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg2.extensions
 from asgiref.local import Local
@@ -138,19 +139,28 @@ def for_writing(using: str | None = None) -> Seat:
     return WritingSeat(pool(connection.alias).for_writing())
 
 
-def for_reading(loid: int, using: str | None = None) -> Seat:
-    """The seat of a file reading ``loid``, where it exists and may be read.
+Probe = Callable[[BaseDatabaseWrapper, int], Any]
 
-    Raises ``FileNotFoundError`` when no place in the routing order has it,
+
+def for_reading(
+    loid: int, using: str | None = None, *, probe: Probe | None = None
+) -> tuple[Seat, Any]:
+    """Where a file reading ``loid`` is seated, and what ``probe`` found there.
+
+    ``probe(connection, loid)`` answers ``exists`` and ``may_read`` in one
+    query (by default :func:`~warehouse.objects.large_object_access`; the
+    view asks the registry's facts in the same query). Raises
+    ``FileNotFoundError`` when no place in the routing order has the object,
     and ``PermissionError`` when the first that has it may not read it.
     """
+    probe = probe or large_object_access
     for make_seat in _reading_order(loid, using):
         seat = make_seat()
         try:
-            access = large_object_access(seat.connection, loid)
-            if access.exists:
-                check_access(access, loid, writable=False)
-                return seat
+            found = probe(seat.connection, loid)
+            if found.exists:
+                check_access(found, loid, writable=False)
+                return seat, found
         except BaseException:
             seat.release(commit=False)
             raise

@@ -1,25 +1,29 @@
-"""Serve a stored file, streamed from its large object in bounded memory.
+"""Serve a stored file as a private download: ranges, validators, safe types, original names.
 
-``db_serve`` does no access control: call it from a view that checks the
-user may see the file, as in::
+``db_serve`` checks ownership in one call when given the rows the user may
+see, and answers 404 (not 403) when none holds the name, so that strangers
+learn nothing::
 
     @login_required
     def invoice_file(request, filename):
-        if not Invoice.objects.filter(owner=request.user, data=filename).exists():
-            return HttpResponseForbidden()
-        return db_serve(request, filename)
+        invoices = Invoice.objects.filter(owner=request.user)
+        return db_serve(request, filename, queryset=invoices, field="data")
 
     path("invoice/<str:filename>", invoice_file)
+
+Every header a download gets is decided in :func:`_file_headers`.
 """
 
 from __future__ import annotations
 
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Iterator
+import re
+import unicodedata
+from urllib.parse import quote
 
-from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
+from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -28,78 +32,50 @@ from django.http import (
     HttpResponseNotAllowed,
     StreamingHttpResponse,
 )
-from django.utils.http import content_disposition_header
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 
-from warehouse.io import DbFileIO, large_object_size
+from warehouse.ranges import ByteRange, UnsatisfiableRangeError, if_range_allows, parse_range
+from warehouse.registry import Facts
 from warehouse.storage import oid_of
+from warehouse.streams import STREAM_CHUNK_SIZE, Download
+
+__all__ = ["STREAM_CHUNK_SIZE", "db_serve"]
 
 logger = logging.getLogger(__name__)
 
-# Large enough that a round trip per chunk costs little next to sending it.
-STREAM_CHUNK_SIZE = 256 * 1024  # bytes
-# Content types whose compression the browser undoes, as django.http.FileResponse maps them.
+# Shown in the browser: types it renders without running anything of the file's.
+INLINE_TYPES = frozenset(
+    {
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "text/plain",
+        "audio/mpeg",
+        "audio/ogg",
+        "audio/wav",
+        "audio/webm",
+        "audio/flac",
+        "audio/aac",
+        "audio/mp4",
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+    }
+)
+# Types a browser would run or style with (HTML, SVG, XML, script, CSS...): sent as bytes.
+_ACTIVE_TYPE = re.compile(r"html|xml|svg|script|css|wasm|^text/(?!plain$|csv$)")
+# What may not reach a Content-Disposition file name: controls, quotes, separators.
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f"\\/;]')
 _ENCODED_TYPES = {
-    "bzip2": "application/x-bzip",
     "gzip": "application/gzip",
+    "bzip2": "application/x-bzip",
     "xz": "application/x-xz",
 }
-
-
-class _LargeObjectRange:
-    """The bytes ``start`` to ``start + length`` of an object, read when sent.
-
-    The object is opened only when the server starts sending. Opening it in
-    the view would tie its descriptor to the view's transaction (with
-    ``ATOMIC_REQUESTS`` that transaction commits before the first byte is
-    sent, closing the descriptor).
-    """
-
-    def __init__(self, loid: int, start: int, length: int) -> None:
-        self.loid, self.start, self.length = loid, start, length
-        self._remaining = length
-        self._file: DbFileIO | None = None
-
-    def _open(self) -> None:
-        # Routed like every read: the reading connection, never the view's transaction.
-        self._file = DbFileIO(self.loid, "rb")
-        if self.start:
-            self._file.seek(self.start)
-
-    def _next_chunk(self) -> bytes:
-        # Stop at the promised length even if the object grew meanwhile.
-        chunk = self._file.read(min(STREAM_CHUNK_SIZE, self._remaining))
-        self._remaining -= len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        """Close the object; the server calls this when the response ends or is dropped."""
-        if self._file is not None:
-            self._file.close()
-
-
-class LargeObjectStream(_LargeObjectRange):
-    """A range of an object as a WSGI response body."""
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._open()
-        try:
-            while self._remaining > 0 and (chunk := self._next_chunk()):
-                yield chunk
-        finally:
-            self.close()
-
-
-class AsyncLargeObjectStream(_LargeObjectRange):
-    """A range of an object for ASGI, which would otherwise read a sync iterator whole."""
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        # thread_sensitive: every call runs in the thread that owns the connection.
-        await sync_to_async(self._open)()
-        try:
-            while self._remaining > 0 and (chunk := await sync_to_async(self._next_chunk)()):
-                yield chunk
-        finally:
-            await sync_to_async(self.close)()
+_UNSAFE_IN_ASCII_NAME = re.compile(r"[^A-Za-z0-9 !#$&+,.=@^_`{}~()\[\]'-]")
 
 
 def db_serve(
@@ -108,40 +84,169 @@ def db_serve(
     *,
     as_attachment: bool = False,
     download_name: str | None = None,
+    queryset: QuerySet | None = None,
+    field: str | None = None,
 ) -> HttpResponseBase:
-    """Stream the stored file ``filename``; 404 for a missing or malformed name."""
+    """Send the stored file ``filename``; 404 for a missing or malformed name.
+
+    With ``queryset`` and ``field``, only a name that a row of ``queryset``
+    holds in ``field`` is served. ``Range``, ``If-Range`` and the
+    conditional headers are honoured.
+    """
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     try:
-        loid = oid_of(filename)
-        size = large_object_size(loid)
+        loid = oid_of(filename)  # before any query: a malformed name never reaches SQL
     except FileNotFoundError:
-        raise Http404(f"No stored file named {filename!r}.") from None
+        raise Http404("No such file.") from None
+    if queryset is not None and not queryset.filter(**{_required(field): filename}).exists():
+        raise Http404("No such file.")
+    try:
+        download = Download(loid)
+    except FileNotFoundError:
+        raise Http404("No such file.") from None
     except PermissionError:
         # The database role may not read it: a deployment fault to fix, not the visitor's.
         logger.error("db_serve: the database role may not read %r", filename, exc_info=True)
-        raise Http404(f"No stored file named {filename!r}.") from None
+        raise Http404("No such file.") from None
+    try:
+        return _respond(request, download, filename, as_attachment, download_name)
+    except BaseException:
+        download.close()
+        raise
 
-    content_type = _content_type(filename)
-    response: HttpResponseBase
-    if request.method == "HEAD":
-        # No body to stream, under WSGI or ASGI alike.
-        response = HttpResponse(content_type=content_type)
+
+def _required(field: str | None) -> str:
+    if not field:
+        raise TypeError("db_serve(queryset=...) needs field=, the name of the file field")
+    return field
+
+
+def _respond(
+    request: HttpRequest,
+    download: Download,
+    filename: str,
+    as_attachment: bool,
+    download_name: str | None,
+) -> HttpResponseBase:
+    facts = download.facts
+    etag = f'"{facts.sha256}"' if facts.registered and facts.sha256 else None
+    last_modified = int(facts.modified.timestamp()) if facts.modified else None
+    # 304 or 412 when a conditional header says so, before a byte is read.
+    response = get_conditional_response(request, etag, last_modified)
+    if response is not None:
+        download.close()
     else:
-        is_asgi = isinstance(request, ASGIRequest)
-        stream = (AsyncLargeObjectStream if is_asgi else LargeObjectStream)(loid, 0, size)
-        response = StreamingHttpResponse(stream, content_type=content_type)
-    response["Content-Length"] = str(size)
+        response = _file_response(request, download, filename, as_attachment, download_name)
+    if etag:
+        response["ETag"] = etag
+    if last_modified is not None:
+        response["Last-Modified"] = http_date(last_modified)
+    _security_headers(response)
+    return response
+
+
+def _file_response(
+    request: HttpRequest,
+    download: Download,
+    filename: str,
+    as_attachment: bool,
+    download_name: str | None,
+) -> HttpResponseBase:
+    facts, size = download.facts, download.size
+    etag = f'"{facts.sha256}"' if facts.registered and facts.sha256 else None
+    last_modified = int(facts.modified.timestamp()) if facts.modified else None
+    range_counts = if_range_allows(request.headers.get("If-Range"), etag, last_modified)
+    status, part = 200, ByteRange(0, size)
+    try:
+        wanted = parse_range(request.headers.get("Range"), size) if range_counts else None
+    except UnsatisfiableRangeError:
+        status = 416
+    else:
+        if wanted is not None:
+            status, part = 206, wanted
+
+    response: HttpResponseBase
+    if request.method == "HEAD" or status == 416 or part.length == 0:
+        download.close()
+        response = HttpResponse(status=status)
+    elif part.length <= STREAM_CHUNK_SIZE:
+        # Small: read now and end the transaction; the response holds nothing open.
+        response = HttpResponse(download.read(part.start, part.length), status=status)
+    else:
+        body = download.body(part.start, part.length, asynchronous=isinstance(request, ASGIRequest))
+        response = StreamingHttpResponse(body, status=status)
+    _file_headers(response, facts, filename, size, part, as_attachment, download_name)
+    return response
+
+
+def _file_headers(
+    response: HttpResponseBase,
+    facts: Facts,
+    filename: str,
+    size: int,
+    part: ByteRange,
+    as_attachment: bool,
+    download_name: str | None,
+) -> None:
+    """Every header of a file response but the validators: decided here and nowhere else."""
+    content_type = stored_type(facts, filename)
+    inline = content_type in INLINE_TYPES and not as_attachment
+    if _ACTIVE_TYPE.search(content_type):
+        content_type = "application/octet-stream"
+    if content_type == "text/plain" and facts.utf8:
+        content_type += "; charset=utf-8"
+    response["Content-Type"] = content_type
+    response["Accept-Ranges"] = "bytes"
+    if response.status_code == 416:
+        response["Content-Range"] = f"bytes */{size}"
+        response["Content-Length"] = "0"
+    else:
+        response["Content-Length"] = str(part.length)
+    if response.status_code == 206:
+        response["Content-Range"] = part.content_range(size)
+    name = download_name or facts.name or filename
+    response["Content-Disposition"] = content_disposition(name, inline=inline)
+
+
+def _security_headers(response: HttpResponseBase) -> None:
     # User files: never let a browser run or guess them, nor a shared cache keep them.
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private"
-    if disposition := content_disposition_header(as_attachment, download_name or filename):
-        response["Content-Disposition"] = disposition
-    return response
 
 
-def _content_type(filename: str) -> str:
-    content_type, encoding = mimetypes.guess_type(filename)
-    content_type = _ENCODED_TYPES.get(encoding, content_type)
-    return content_type or "application/octet-stream"
+def stored_type(facts: Facts, filename: str) -> str:
+    """The type of what was stored: by the registry's name, else its declared type.
+
+    Never by the extension of the name in the request: ``16384.html`` asks
+    for object 16384 whatever it was stored as. An unregistered object is
+    bytes of unknown type.
+    """
+    if not facts.registered:
+        return "application/octet-stream"
+    content_type, encoding = mimetypes.guess_type(facts.name)
+    if encoding:
+        return {
+            "gzip": "application/gzip",
+            "bzip2": "application/x-bzip",
+            "xz": "application/x-xz",
+        }.get(encoding, "application/octet-stream")
+    return content_type or facts.content_type or "application/octet-stream"
+
+
+def content_disposition(name: str, *, inline: bool) -> str:
+    """``inline`` or ``attachment`` with a file name no header or path can be smuggled through.
+
+    An ASCII ``filename`` for every client, and ``filename*`` (RFC 6266) with
+    the name in UTF-8 when it is not plain ASCII.
+    """
+    name = (
+        _UNSAFE_IN_NAME.sub("_", name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip() or "download"
+    )
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    fallback = _UNSAFE_IN_ASCII_NAME.sub("_", fallback).strip() or "download"
+    header = f'{"inline" if inline else "attachment"}; filename="{fallback}"'
+    if fallback != name:
+        header += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return header

@@ -1,0 +1,175 @@
+"""Reading an object for a download, in windows of short transactions.
+
+A download lasts as long as its client takes, and a transaction held that
+long holds back VACUUM with its snapshot. So the bytes are read in windows:
+a window is one transaction on the package's reading connection, ended once
+it has read for ``WINDOW_SECONDS``, at the end of the range, and before a
+chunk goes to a client that was slow (over ``SLOW_CLIENT_SECONDS``) to take
+the previous one. Each later window first asks the registry whether the
+object is still the one the download began with (size, SHA-256, time of
+modification); if not, the download ends with an error rather than mix old
+and new bytes. An unregistered object has nothing to compare, so it is read
+in one transaction; so is an object read inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError
+
+from warehouse import registry, transactions
+from warehouse.objects import file_error
+
+logger = logging.getLogger("warehouse.views")
+
+# Large enough that a round trip per chunk costs little next to sending it.
+STREAM_CHUNK_SIZE = 256 * 1024  # bytes
+# How long one transaction may keep reading before the next window starts.
+WINDOW_SECONDS = 1.0  # seconds
+# A client slower than this to take a chunk gets every later chunk from a closed window.
+SLOW_CLIENT_SECONDS = 0.05  # seconds
+
+
+class ObjectChangedError(OSError):
+    """The object was replaced or rewritten while it was being sent."""
+
+
+class Download:
+    """One object being served: where it is read, and what the registry says of it.
+
+    Made in the view (the routing, the existence and privilege check and the
+    registry's facts cost one query); the bytes are read when sent.
+    """
+
+    def __init__(self, loid: int) -> None:
+        self.loid = loid
+        self._seat, self.facts = transactions.for_reading(loid, probe=registry.facts)
+        self._alias = self._seat.connection.alias
+        self._lobject: Any = None
+        self._at = 0  # where the open descriptor is
+        self._window_began = time.monotonic()
+        self._size = self.facts.size if self.facts.registered else None
+
+    @property
+    def size(self) -> int:
+        """The length in bytes: the registry's, or measured on the object."""
+        if self._size is None:
+            self._size = self._call("seek", 0, io.SEEK_END)
+            self._at = self._size
+        return self._size
+
+    @property
+    def _windowed(self) -> bool:
+        """Whether later windows can check for changes: registered objects outside the caller's."""
+        return self.facts.registered and bool(self.facts.sha256) and not self._seat.joined
+
+    def read(self, start: int, length: int) -> bytes:
+        """Read a small range now, and end the transaction: the whole response in the view."""
+        try:
+            return b"".join(self.chunks(start, length))
+        finally:
+            self.close()
+
+    def chunks(self, start: int, length: int) -> Iterator[bytes]:
+        """Yield ``length`` bytes from ``start`` in chunks; closes the download when done."""
+        position, remaining, slow = start, length, False
+        try:
+            while remaining > 0:
+                if self._seat is None:
+                    self._begin_window()
+                if self._at != position:
+                    self._at = self._call("seek", position, io.SEEK_SET)
+                chunk = self._call("read", min(STREAM_CHUNK_SIZE, remaining))
+                if not chunk:
+                    raise ObjectChangedError(f"large object {self.loid} ended before its length")
+                position, remaining = position + len(chunk), remaining - len(chunk)
+                self._at = position
+                window_over = time.monotonic() - self._window_began > WINDOW_SECONDS
+                if remaining and self._windowed and (slow or window_over):
+                    self._end_window()
+                handed = time.monotonic()
+                yield chunk
+                slow = time.monotonic() - handed > SLOW_CLIENT_SECONDS
+        except Exception:
+            logger.error("download of large object %s ended early", self.loid, exc_info=True)
+            raise
+        finally:
+            self.close()
+
+    def body(self, start: int, length: int, *, asynchronous: bool) -> _Body:
+        """A response body for a range, closed by the server when the response ends."""
+        return (AsyncBody if asynchronous else Body)(self, start, length)
+
+    async def async_chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
+        """:meth:`chunks` for ASGI, each step in the thread that owns the connection."""
+        chunks = self.chunks(start, length)
+        step = sync_to_async(next, thread_sensitive=True)
+        try:
+            while (chunk := await step(chunks, None)) is not None:
+                yield chunk
+        finally:
+            await sync_to_async(chunks.close, thread_sensitive=True)()
+
+    def close(self) -> None:
+        """End the transaction; the server calls this when the response ends or is dropped."""
+        self._end_window()
+
+    # -- windows ------------------------------------------------------------------
+
+    def _begin_window(self) -> None:
+        seat, now = transactions.for_reading(self.loid, self._alias, probe=registry.facts)
+        was = self.facts
+        if (now.size, now.sha256, now.modified) != (was.size, was.sha256, was.modified):
+            seat.release(commit=False)
+            raise ObjectChangedError(f"large object {self.loid} changed while it was being sent")
+        self._seat, self._window_began = seat, time.monotonic()
+
+    def _end_window(self) -> None:
+        seat, self._seat, self._lobject = self._seat, None, None
+        if seat is not None:
+            seat.release(commit=False)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        connection = self._seat.connection
+        try:
+            with connection.wrap_database_errors:
+                if self._lobject is None:
+                    self._lobject, self._at = connection.connection.lobject(self.loid, "rb"), 0
+                return getattr(self._lobject, method)(*args)
+        except DatabaseError as exc:
+            self._seat.failed()
+            error = file_error(exc, self.loid)
+            if error is None:
+                raise
+            raise error from exc
+
+
+class _Body:
+    """A range of a download as a response body; Django calls ``close()`` when it ends."""
+
+    def __init__(self, download: Download, start: int, length: int) -> None:
+        self._download, self._start, self._length = download, start, length
+
+    def close(self) -> None:
+        # Under ASGI too Django calls it in the thread that owns the connection.
+        self._download.close()
+
+
+class Body(_Body):
+    """For WSGI."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._download.chunks(self._start, self._length)
+
+
+class AsyncBody(_Body):
+    """For ASGI, which would otherwise read a sync iterator whole."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._download.async_chunks(self._start, self._length)
