@@ -15,6 +15,13 @@ def large_object_serve(request: HttpRequest, filename: str) -> HttpResponse:
     return db_serve(request, filename)
 
 
+@login_required
+def owned_invoice_file(request: HttpRequest, filename: str) -> HttpResponse:
+    """The one-call form: only a name one of the user's invoices holds is served."""
+    invoices = Invoice.objects.filter(owner=request.user)
+    return db_serve(request, filename, queryset=invoices, field="data")
+
+
 def read_then_create_a_folder(request: HttpRequest, pk: int) -> HttpResponse:
     """Read a file the way Django's FieldFile leaves it open, then save a row."""
     document = Document.objects.get(pk=pk)
@@ -29,6 +36,7 @@ def document_file_response(request: HttpRequest, pk: int) -> FileResponse:
 
 
 urlpatterns = [
+    path("owned/<str:filename>", owned_invoice_file),
     path("read-then-create/<int:pk>", read_then_create_a_folder),
     path("document/<int:pk>", document_file_response),
     path("admin/", admin.site.urls),

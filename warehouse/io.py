@@ -357,9 +357,12 @@ class DbFileIO(io.RawIOBase):
             keep = False
             raise
         finally:
-            self._lobject = None
-            if seat is not None:
-                seat.release(commit=keep)
+            try:
+                if seat is not None:
+                    seat.release(commit=keep)
+            finally:
+                # Only now: psycopg2 sends lo_close for a descriptor dropped inside its transaction.
+                self._lobject = None
 
     def _finish(self, seat: transactions.Seat) -> None:
         """Before the commit: bring the registry up to date, close what outlives the file."""

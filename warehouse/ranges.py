@@ -57,12 +57,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise UnsatisfiableRangeError
         return ByteRange(max(0, size - suffix), min(suffix, size))
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # "5-3" is invalid: ignored
     if start >= size:
         raise UnsatisfiableRangeError
-    return ByteRange(start, min(end, size - 1) - start + 1)
+    end = min(int(last), size - 1) if last else size - 1
+    return ByteRange(start, end - start + 1)
 
 
 def if_range_allows(header: str | None, etag: str | None, last_modified: int | None) -> bool:

@@ -131,9 +131,11 @@ class Download:
         self._seat, self._window_began = seat, time.monotonic()
 
     def _end_window(self) -> None:
-        seat, self._seat, self._lobject = self._seat, None, None
+        seat, self._seat = self._seat, None
         if seat is not None:
             seat.release(commit=False)
+        # Only now: psycopg2 sends lo_close for a descriptor dropped inside its transaction.
+        self._lobject = None
 
     def _call(self, method: str, *args: Any) -> Any:
         connection = self._seat.connection
