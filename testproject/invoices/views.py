@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
@@ -91,14 +91,12 @@ def invoice_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def large_object_serve(request: HttpRequest, filename: str) -> HttpResponseBase:
     """Serve an invoice's `data` file to its owner only (the README's example)."""
-    if not Invoice.objects.filter(owner=request.user, data=filename).exists():
-        return HttpResponseForbidden()
-    return db_serve(request, filename)
+    invoices = Invoice.objects.filter(owner=request.user)
+    return db_serve(request, filename, queryset=invoices, field="data")
 
 
 @login_required
 def or_just_so_serve(request: HttpRequest, filename: str) -> HttpResponseBase:
     """Serve an invoice's `or_just_so` file to its owner only."""
-    if not Invoice.objects.filter(owner=request.user, or_just_so=filename).exists():
-        return HttpResponseForbidden()
-    return db_serve(request, filename)
+    invoices = Invoice.objects.filter(owner=request.user)
+    return db_serve(request, filename, queryset=invoices, field="or_just_so")

@@ -1,0 +1,225 @@
+"""What a person sees: the test project in Debian's Chromium, driven by Playwright.
+
+The test project runs on its own (``manage.py runserver`` in a subprocess, on
+127.0.0.1, on a database of its own on the test server); these tests only
+talk to it through the browser, as a person would.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg2
+import pytest
+from django.db import connections
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def one_page_pdf(text: bytes) -> bytes:
+    """A valid one-page PDF showing ``text``, with its cross-reference table."""
+    stream = b"BT /F1 24 Tf 20 100 Td (" + text + b") Tj ET"
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/MediaBox[0 0 300 200]/Parent 2 0 R"
+        b"/Resources<</Font<</F1 4 0 R>>>>/Contents 5 0 R>>",
+        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
+        b"<</Length %d>>stream\n%s\nendstream" % (len(stream), stream),
+    ]
+    pdf, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj%sendobj\n" % (number, body)
+    table = b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return (
+        pdf
+        + b"xref\n0 %d\n0000000000 65535 f \n%strailer<</Size %d/Root 1 0 R>>\n"
+        % (
+            len(objects) + 1,
+            table,
+            len(objects) + 1,
+        )
+        + b"startxref\n%d\n%%%%EOF\n" % len(pdf)
+    )
+
+
+PDF = one_page_pdf(b"Rechnung 2026-001")
+SCRIPT = (
+    "document.cookie = 'pwned=1; path=/'; localStorage.setItem('pwned', '1'); window.pwned = 1;"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url(name: str) -> str:
+    """The test server, as a URL the test project understands, for database ``name``."""
+    settings = connections["default"].settings_dict
+    host, port = settings["HOST"], settings["PORT"]
+    credentials = f"{quote(settings['USER'])}:{quote(settings['PASSWORD'])}"
+    if host.startswith("/"):
+        return f"postgresql://{credentials}@/{name}?host={quote(host)}&port={port or 5432}"
+    return f"postgresql://{credentials}@{host}:{port or 5432}/{name}"
+
+
+@pytest.fixture(scope="module")
+def demo(django_db_blocker):
+    """The test project, migrated, with its demo users, served on 127.0.0.1."""
+    name = f"warehouse_browser_{os.getpid()}"
+    admin = psycopg2.connect(database_url("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    env = {**os.environ, "DATABASE_URL": database_url(name), "PYTHONWARNINGS": "ignore"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # pytest-django's: the project has its own
+    manage = [sys.executable, str(REPO / "testproject" / "manage.py")]
+    for command in (["migrate", "--no-input"], ["demo_user"]):
+        done = subprocess.run([*manage, *command], env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+    port = free_port()
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/accounts/login/", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the test project did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as driver:
+        # Root in a container: Chromium's own sandbox needs user namespaces it may not have.
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, demo):
+    context = browser.new_context(base_url=demo, accept_downloads=True)
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", "demo")
+    with page.expect_navigation():
+        page.click("main form button[type=submit], main form input[type=submit]")
+    yield page
+    context.close()
+
+
+def upload(page, name: str, content: bytes, mime: str) -> str:
+    """Upload a file through the form; return the URL of its download link."""
+    page.goto("/upload/")
+    page.fill("input[name=title]", name)
+    page.set_input_files("input[name=data]", {"name": name, "mimeType": mime, "buffer": content})
+    with page.expect_navigation():
+        page.click("main form button[type=submit], main form input[type=submit]")
+    assert urlsplit(page.url).path == "/", page.url
+    row = page.locator("tr", has_text=name).first
+    return row.locator("a[href^='/warehouse/']").first.get_attribute("href")
+
+
+def test_an_uploaded_file_downloads_with_the_same_bytes_and_its_name(page):
+    href = upload(page, "Rechnung März.pdf", PDF, "application/pdf")
+    response = page.context.request.get(href)
+    assert response.status == 200
+    assert response.body() == PDF
+    assert "filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf" in response.headers["content-disposition"]
+
+
+# Chromium's built-in PDF viewer, an extension that shows the file in a frame of its own.
+PDF_VIEWER = "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/"
+
+
+def test_a_pdf_opens_inline_in_the_browsers_viewer_despite_the_sandbox(page):
+    href = upload(page, "viewer.pdf", PDF, "application/pdf")
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    # With a CSP the viewer never fires "load": wait for the response, then for the viewer.
+    response = page.goto(href, wait_until="commit")
+    assert response.status == 200
+    assert "sandbox" in response.all_headers().get("content-security-policy", ""), (
+        response.all_headers()
+    )
+    assert response.headers["content-disposition"].startswith("inline;")
+    deadline = time.monotonic() + 15
+    while not any(frame.url.startswith(PDF_VIEWER) for frame in page.frames):
+        assert time.monotonic() < deadline, [frame.url for frame in page.frames]
+        page.wait_for_timeout(100)
+    assert page.evaluate("document.contentType") == "application/pdf"
+    assert downloads == []
+    if shots := os.environ.get("WAREHOUSE_SCREENSHOTS"):
+        page.wait_for_timeout(1000)
+        page.screenshot(path=Path(shots) / "pdf-inline.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "content"),
+    [
+        ("page.html", "text/html", f"<html><body><script>{SCRIPT}</script></body></html>"),
+        (
+            "drawing.svg",
+            "image/svg+xml",
+            f'<svg xmlns="http://www.w3.org/2000/svg"><script>{SCRIPT}</script></svg>',
+        ),
+    ],
+)
+def test_uploaded_html_and_svg_never_run_on_the_sites_origin(page, name, mime, content):
+    href = upload(page, name, content.encode(), mime)
+    with page.expect_download() as download:
+        page.evaluate("href => { window.location.href = href; }", href)
+    assert download.value.suggested_filename == name
+    page.goto("/")
+    assert page.evaluate("localStorage.getItem('pwned')") is None
+    assert not any(cookie["name"] == "pwned" for cookie in page.context.cookies())
+
+
+def test_uploaded_javascript_is_never_run_as_a_script(page):
+    href = upload(page, "app.js", SCRIPT.encode(), "text/javascript")
+    page.goto("/")
+    outcome = page.evaluate(
+        """href => new Promise(done => {
+            const script = document.createElement('script');
+            script.src = href;
+            script.onload = () => done('loaded');
+            script.onerror = () => done('refused');
+            document.body.append(script);
+        })""",
+        href,
+    )
+    assert outcome == "refused"
+    assert page.evaluate("window.pwned") is None
