@@ -14,6 +14,8 @@ in one transaction; so is an object read inside the caller's transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -107,13 +109,22 @@ class Download:
         return (AsyncBody if asynchronous else Body)(self, start, length)
 
     async def async_chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
-        """:meth:`chunks` for ASGI, each step in the thread that owns the connection."""
+        """:meth:`chunks` for ASGI: each read in the thread that owns the connection.
+
+        One chunk is read ahead, while the event loop sends the one before:
+        the database and the client work at the same time, as two threads would.
+        """
         chunks = self.chunks(start, length)
         step = sync_to_async(next, thread_sensitive=True)
+        pending = asyncio.ensure_future(step(chunks, None))
         try:
-            while (chunk := await step(chunks, None)) is not None:
+            while (chunk := await pending) is not None:
+                pending = asyncio.ensure_future(step(chunks, None))
                 yield chunk
         finally:
+            # A read under way cannot be cancelled in its thread: let it finish, then close.
+            with contextlib.suppress(BaseException):
+                await pending
             await sync_to_async(chunks.close, thread_sensitive=True)()
 
     def close(self) -> None:

@@ -1,0 +1,260 @@
+"""db_serve through real servers on 127.0.0.1: a large download, its memory, small requests.
+
+For gunicorn (WSGI) and uvicorn (ASGI), each serving benchmarks/serving_site.py:
+
+* a large download's throughput, against raw psycopg2 ``lobject`` reads of
+  the same object at the best of three chunk sizes, measured in this run;
+* the server's peak memory (all its processes) during that download, above
+  its memory when idle;
+* 1 KiB requests per second, against the same server sending the same bytes
+  from a ``bytea`` column (what a ``BinaryField`` is), in turns.
+
+    python benchmarks/serving.py [--size-mib 512] [--requests 500] [--repetitions 3]
+
+Needs gunicorn and uvicorn (``pip install gunicorn uvicorn``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import django
+import psutil
+from django.conf import settings
+
+REPO = Path(__file__).resolve().parent.parent
+MIB = 1024**2
+BLOCK = MIB  # bytes the generated upload yields at a time
+SMALL = os.urandom(1024)
+RAW_CHUNKS = (256 * 1024, MIB, 4 * MIB)  # bytes per lobject.read() of the baseline
+
+
+def configure(url: str) -> None:
+    settings.configure(
+        DATABASES={"default": {**_settings_from_url(url)}},
+        INSTALLED_APPS=["warehouse"],
+        USE_TZ=True,
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", "warehouse", verbosity=0)
+
+
+def _settings_from_url(url: str) -> dict:
+    from warehouse.testing import settings_from_url
+
+    return settings_from_url(url)
+
+
+def generated(size: int):
+    from django.core.files.base import File
+
+    class Generated(File):
+        def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+            for start in range(0, size, BLOCK):
+                yield hashlib.sha256(start.to_bytes(8, "big")).digest() * (BLOCK // 32)
+
+    return Generated(io.BytesIO(), name="big.bin")
+
+
+def raw_read_mib_s(url: str, loid: int, size: int) -> dict[int, float]:
+    """The ceiling: psycopg2 lobject reads in one transaction, per chunk size."""
+    import psycopg2
+
+    speeds = {}
+    with psycopg2.connect(url) as connection:
+        for chunk in RAW_CHUNKS:
+            started = time.perf_counter()
+            lobject = connection.lobject(loid, "rb")
+            while lobject.read(chunk):
+                pass
+            lobject.close()
+            connection.rollback()
+            speeds[chunk] = size / MIB / (time.perf_counter() - started)
+    return speeds
+
+
+class Server:
+    """A server process on 127.0.0.1 and the memory of it and its children."""
+
+    def __init__(self, kind: str, url: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        if kind == "gunicorn":
+            command = [
+                "gunicorn",
+                "--chdir",
+                str(REPO / "benchmarks"),
+                "-w",
+                "1",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "serving_site:application",
+            ]
+        else:
+            command = ["uvicorn", "--app-dir", str(REPO / "benchmarks"), "--host", "127.0.0.1",
+                       "--port", str(self.port), "--log-level", "warning",
+                       "serving_site:asgi_application"]  # fmt: skip
+        env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
+        if kind == "uvicorn":
+            env["CONN_MAX_AGE"] = "0"  # Django: no persistent connections under ASGI
+        binary = Path(sys.executable).parent / command[0]
+        self.process = subprocess.Popen([str(binary), *command[1:]], env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{kind} did not start"
+                time.sleep(0.1)
+
+    def rss(self) -> int:
+        parent = psutil.Process(self.process.pid)
+        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+
+    def get(self, path: str, sink: bool = False) -> tuple[int, bytes | int]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        if not sink:
+            body = response.read()
+            connection.close()
+            return response.status, body
+        digest, total = hashlib.sha256(), 0
+        while chunk := response.read(MIB):
+            digest.update(chunk)
+            total += len(chunk)
+        connection.close()
+        return response.status, total
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def download(server: Server, name: str, size: int, warm_up: str) -> tuple[float, float]:
+    """MiB/s of one whole download, and the server's peak memory above idle in MiB.
+
+    One small request first: a worker's first request imports views and opens
+    connections, which is neither throughput nor memory of a download.
+    """
+    server.get(warm_up)
+    idle, peak, done = server.rss(), [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], server.rss())
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    # curl receives: a client in C, so that what is measured is the server, not this process.
+    result = subprocess.run(
+        ["curl", "--silent", "--fail", "--output", "/dev/null", "--write-out",
+         "%{size_download} %{time_total}", f"http://127.0.0.1:{server.port}/file/{name}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    done.set()
+    watcher.join()
+    received, elapsed = result.stdout.split()
+    assert int(received) == size, (received, size)
+    return size / MIB / float(elapsed), (peak[0] - idle) / MIB
+
+
+def requests_per_second(server: Server, path: str, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        status, body = server.get(path)
+        assert status == 200 and body == SMALL, status
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    size = args.size_mib * MIB
+
+    sys.path.insert(0, str(REPO))
+    from warehouse.testing import embedded_server_url
+
+    url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
+    configure(url)
+    from django.core.files.base import ContentFile
+    from django.db import connection
+
+    from warehouse.storage import db_file_storage, oid_of
+
+    big = db_file_storage.save("big.bin", generated(size))
+    small = db_file_storage.save("small.pdf", ContentFile(SMALL))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS warehouse_benchmark_blob (id int PRIMARY KEY, data bytea)"
+        )
+        cursor.execute(
+            "INSERT INTO warehouse_benchmark_blob VALUES (1, %s) "
+            "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
+            [SMALL],
+        )
+    results: dict = {"size_mib": args.size_mib}
+    try:
+        raw = raw_read_mib_s(url, oid_of(big), size)
+        best = max(raw.values())
+        results["raw_lobject_mib_s"] = {str(chunk): speed for chunk, speed in raw.items()}
+        speeds = [f"{chunk // 1024} KiB chunks {speed:.0f} MiB/s" for chunk, speed in raw.items()]
+        print(f"raw lobject reads of {args.size_mib} MiB: {', '.join(speeds)}")
+        for kind in ("gunicorn", "uvicorn"):
+            server = Server(kind, url)
+            try:
+                speed, memory = download(server, big, size, warm_up=f"/file/{small}")
+                files, blobs = [], []
+                for _ in range(args.repetitions):
+                    files.append(requests_per_second(server, f"/file/{small}", args.requests))
+                    blobs.append(requests_per_second(server, "/blob/1", args.requests))
+            finally:
+                server.stop()
+            ratios = [file / blob for file, blob in zip(files, blobs, strict=True)]
+            results[kind] = {
+                "download_mib_s": speed,
+                "download_vs_raw": speed / best,
+                "peak_memory_above_idle_mib": memory,
+                "small_file_requests_per_s": statistics.median(files),
+                "bytea_requests_per_s": statistics.median(blobs),
+                "small_vs_bytea": statistics.median(ratios),
+            }
+            print(
+                f"{kind}: {args.size_mib} MiB download {speed:.0f} MiB/s = {speed / best:.2f}x raw "
+                f"lobject (target >= 0.8); server peak memory +{memory:.1f} MiB (target < 64); "
+                f"1 KiB: {statistics.median(files):.0f} req/s vs bytea "
+                f"{statistics.median(blobs):.0f} req/s = {statistics.median(ratios):.2f}x "
+                f"(target >= 0.7; per repetition "
+                f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})"
+            )
+    finally:
+        db_file_storage.delete(big)
+        db_file_storage.delete(small)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The smallest Django site that serves files with db_serve, for benchmarks/serving.py.
+
+``/file/<name>`` is ``db_serve``; ``/blob/<id>`` sends the same bytes from a
+``bytea`` column (what a ``BinaryField`` is) as the baseline for small files.
+The database comes from ``DATABASE_URL``. Connections are persistent under
+WSGI, as in production; under ASGI they are not (``CONN_MAX_AGE`` from the
+environment), as Django advises: every request runs in a context of its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import django
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from warehouse.testing import settings_from_url
+
+settings.configure(
+    DEBUG=False,
+    ALLOWED_HOSTS=["127.0.0.1"],
+    SECRET_KEY="benchmark-only",
+    ROOT_URLCONF=__name__,
+    DATABASES={
+        "default": {
+            **settings_from_url(os.environ["DATABASE_URL"]),
+            "CONN_MAX_AGE": int(os.environ.get("CONN_MAX_AGE", "600")),
+            "CONN_HEALTH_CHECKS": True,
+        }
+    },
+    INSTALLED_APPS=["warehouse"],
+    USE_TZ=True,
+)
+django.setup()
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from warehouse.views import db_serve  # noqa: E402
+
+
+def blob(request: HttpRequest, pk: int) -> HttpResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT data FROM warehouse_benchmark_blob WHERE id = %s", [pk])
+        return HttpResponse(bytes(cursor.fetchone()[0]), content_type="application/pdf")
+
+
+urlpatterns = [path("file/<str:filename>", db_serve), path("blob/<int:pk>", blob)]
+
+application = get_wsgi_application()
+asgi_application = get_asgi_application()
