@@ -339,3 +339,20 @@ def test_a_file_deleted_before_its_download_starts_ends_it_with_no_bytes(client)
     with pytest.raises(FileNotFoundError):
         b"".join(response.streaming_content)
     assert oid_of(name) not in large_object_oids()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "replica"])
+def test_a_small_file_unlinked_between_the_check_and_the_read_is_404(client, monkeypatch):
+    from warehouse import registry
+
+    name = stored()
+    checked = registry.facts
+
+    def facts_then_unlinked_by_someone_else(connection, loid):
+        found = checked(connection, loid)
+        with connections["replica"].cursor() as cursor:
+            cursor.execute("SELECT lo_unlink(%s)", [loid])
+        return found
+
+    monkeypatch.setattr(registry, "facts", facts_then_unlinked_by_someone_else)
+    assert get(client, name).status_code == 404

@@ -57,6 +57,8 @@ class Download:
         self._at = 0  # where the open descriptor is
         self._window_began = time.monotonic()
         self._size = self.facts.size if self.facts.registered else None
+        #: Whether a response body took the download over (and closes it when it ends).
+        self.streaming = False
 
     @property
     def size(self) -> int:
@@ -106,6 +108,7 @@ class Download:
 
     def body(self, start: int, length: int, *, asynchronous: bool) -> _Body:
         """A response body for a range, closed by the server when the response ends."""
+        self.streaming = True
         return (AsyncBody if asynchronous else Body)(self, start, length)
 
     async def async_chunks(self, start: int, length: int) -> AsyncIterator[bytes]:

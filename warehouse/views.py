@@ -101,19 +101,20 @@ def db_serve(
         raise Http404("No such file.") from None
     if queryset is not None and not queryset.filter(**{_required(field): filename}).exists():
         raise Http404("No such file.")
+    download = None
     try:
         download = Download(loid)
+        return _respond(request, download, filename, as_attachment, download_name)
     except FileNotFoundError:
+        # Also unlinked between the check and the read of a small file: nothing was sent yet.
         raise Http404("No such file.") from None
     except PermissionError:
         # The database role may not read it: a deployment fault to fix, not the visitor's.
         logger.error("db_serve: the database role may not read %r", filename, exc_info=True)
         raise Http404("No such file.") from None
-    try:
-        return _respond(request, download, filename, as_attachment, download_name)
-    except BaseException:
-        download.close()
-        raise
+    finally:
+        if download is not None and not download.streaming:
+            download.close()
 
 
 def _required(field: str | None) -> str:
@@ -134,10 +135,10 @@ def _respond(
     last_modified = int(facts.modified.timestamp()) if facts.modified else None
     # 304 or 412 when a conditional header says so, before a byte is read.
     response = get_conditional_response(request, etag, last_modified)
-    if response is not None:
-        download.close()
-    else:
-        response = _file_response(request, download, filename, as_attachment, download_name)
+    if response is None:
+        response = _file_response(
+            request, download, filename, (etag, last_modified), as_attachment, download_name
+        )
     if etag:
         response["ETag"] = etag
     if last_modified is not None:
@@ -150,12 +151,12 @@ def _file_response(
     request: HttpRequest,
     download: Download,
     filename: str,
+    validators: tuple[str | None, int | None],
     as_attachment: bool,
     download_name: str | None,
 ) -> HttpResponseBase:
     facts, size = download.facts, download.size
-    etag = f'"{facts.sha256}"' if facts.registered and facts.sha256 else None
-    last_modified = int(facts.modified.timestamp()) if facts.modified else None
+    etag, last_modified = validators
     range_counts = if_range_allows(request.headers.get("If-Range"), etag, last_modified)
     status, part = 200, ByteRange(0, size)
     try:
@@ -168,7 +169,6 @@ def _file_response(
 
     response: HttpResponseBase
     if request.method == "HEAD" or status == 416 or part.length == 0:
-        download.close()
         response = HttpResponse(status=status)
     elif part.length <= STREAM_CHUNK_SIZE:
         # Small: read now and end the transaction; the response holds nothing open.
