@@ -23,11 +23,13 @@ _INSUFFICIENT_PRIVILEGE = "42501"
 _UNDEFINED_OBJECT = "42704"
 
 # What lo_open would decide, asked without opening (a refused lo_open aborts the
-# transaction, the caller's too), over pg_largeobject_metadata as "m". Superusers
-# and lo_compat_privileges bypass the checks; a NULL ACL means the owner's default
-# privileges; otherwise an ACL entry for PUBLIC (grantee 0) or a role we inherit
+# transaction, the caller's too), over pg_largeobject_metadata as "m". PostgreSQL 18
+# answers itself; before it, the same rules by hand: superusers and
+# lo_compat_privileges bypass the checks, a NULL ACL means the owner's default
+# privileges, otherwise an ACL entry for PUBLIC (grantee 0) or a role we inherit
 # from grants it.
-_PRIVILEGE_SQL = """
+_HAS_PRIVILEGE_SQL = "has_largeobject_privilege(m.oid, '{privilege}')"
+_PRIVILEGE_BEFORE_18_SQL = """
     current_setting('is_superuser') = 'on'
     OR current_setting('lo_compat_privileges') = 'on'
     OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
@@ -36,14 +38,14 @@ _PRIVILEGE_SQL = """
                            AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
        END
 """
-#: Whether the role may read the object of the row "m" of pg_largeobject_metadata.
-MAY_READ_SQL = _PRIVILEGE_SQL.format(privilege="SELECT")
-# INV_WRITE reads too, so a writable open needs SELECT and UPDATE.
-_MAY_WRITE_SQL = _PRIVILEGE_SQL.format(privilege="UPDATE")
-_ACCESS_SQL = f"""
-    SELECT {MAY_READ_SQL}, {_MAY_WRITE_SQL}
-    FROM pg_largeobject_metadata m WHERE m.oid = %s
-"""
+_HAS_LARGEOBJECT_PRIVILEGE = 180000  # the server version that has has_largeobject_privilege()
+
+
+def privilege_sql(connection: BaseDatabaseWrapper, privilege: str) -> str:
+    """SQL telling whether the role has ``privilege`` on the object of the row "m"."""
+    if connection.pg_version >= _HAS_LARGEOBJECT_PRIVILEGE:
+        return _HAS_PRIVILEGE_SQL.format(privilege=privilege)
+    return _PRIVILEGE_BEFORE_18_SQL.format(privilege=privilege)
 
 
 class Access(NamedTuple):
@@ -91,8 +93,13 @@ def large_object_access(connection: BaseDatabaseWrapper, loid: int) -> Access:
     The catalog is readable by every role, so this query cannot fail where a
     refused ``lo_open`` would abort the transaction it runs in.
     """
+    # INV_WRITE reads too, so a writable open needs SELECT and UPDATE.
+    sql = (
+        f"SELECT {privilege_sql(connection, 'SELECT')}, {privilege_sql(connection, 'UPDATE')} "
+        f"FROM pg_largeobject_metadata m WHERE m.oid = %s"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_ACCESS_SQL, [loid])
+        cursor.execute(sql, [loid])
         row = cursor.fetchone()
     return Access(False) if row is None else Access(True, *row)
 

@@ -22,7 +22,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from warehouse.io import CHUNK_SIZE, DbFileIO
-from warehouse.objects import MAY_READ_SQL
+from warehouse.objects import privilege_sql
 
 if TYPE_CHECKING:
     from warehouse.models import StoredFile
@@ -195,14 +195,15 @@ class Facts(NamedTuple):
 
 def facts(connection: BaseDatabaseWrapper, loid: int) -> Facts:
     """Whether ``loid`` exists and may be read, and what its row says, in one round trip."""
+    may_read = privilege_sql(connection, "SELECT")
     if enabled():
         sql = (
-            f"SELECT {MAY_READ_SQL}, f.oid IS NOT NULL, f.size, f.sha256, f.modified, f.name, "
+            f"SELECT {may_read}, f.oid IS NOT NULL, f.size, f.sha256, f.modified, f.name, "
             f"f.content_type, f.utf8 FROM pg_largeobject_metadata m "
             f"LEFT JOIN {table()} f ON f.oid = m.oid WHERE m.oid = %s"
         )
     else:
-        sql = f"SELECT {MAY_READ_SQL} FROM pg_largeobject_metadata m WHERE m.oid = %s"
+        sql = f"SELECT {may_read} FROM pg_largeobject_metadata m WHERE m.oid = %s"
     with connection.cursor() as cursor:
         cursor.execute(sql, [loid])
         row = cursor.fetchone()
