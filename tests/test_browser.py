@@ -79,7 +79,7 @@ def database_url(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(django_db_blocker):
+def demo():
     """The test project, migrated, with its demo users, served on 127.0.0.1."""
     name = f"warehouse_browser_{os.getpid()}"
     admin = psycopg2.connect(database_url("postgres"))

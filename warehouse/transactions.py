@@ -51,7 +51,7 @@ class Seat:
 
     @property
     def ended(self) -> bool:
-        """Whether the package ended this transaction under the file (a reader reopens)."""
+        """Whether the transaction the descriptor was opened in is over (a reader reopens)."""
         return False
 
     def pin(self) -> None:
