@@ -1,7 +1,7 @@
 """The smallest Django site that serves files with db_serve, for benchmarks/serving.py.
 
 ``/file/<name>`` is ``db_serve``; ``/blob/<id>`` sends the same bytes from a
-``bytea`` column (what a ``BinaryField`` is) as the baseline for small files.
+model's ``BinaryField``, read through the ORM, as the baseline for small files.
 The database comes from ``DATABASE_URL``. Connections are persistent under
 WSGI, as in production; under ASGI they are not (``CONN_MAX_AGE`` from the
 environment), as Django advises: every request runs in a context of its own.
@@ -37,15 +37,27 @@ django.setup()
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import models  # noqa: E402
 
 from warehouse.views import db_serve  # noqa: E402
 
 
+class Blob(models.Model):
+    """A file kept in a bytea column, the way a site without warehouse would."""
+
+    data = models.BinaryField()
+
+    class Meta:
+        app_label = "warehouse"  # an installed app: this site has no app of its own
+        db_table = "warehouse_benchmark_blob"
+        managed = False
+
+    def __str__(self) -> str:
+        return f"blob {self.pk}"
+
+
 def blob(request: HttpRequest, pk: int) -> HttpResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT data FROM warehouse_benchmark_blob WHERE id = %s", [pk])
-        return HttpResponse(bytes(cursor.fetchone()[0]), content_type="application/pdf")
+    return HttpResponse(bytes(Blob.objects.get(pk=pk).data), content_type="application/pdf")
 
 
 urlpatterns = [path("file/<str:filename>", db_serve), path("blob/<int:pk>", blob)]

@@ -46,7 +46,15 @@ def test_the_reading_connection_benchmark_compares_with_a_baseline():
 )
 def test_the_serving_benchmark_runs_both_servers():
     printed = run_benchmark(
-        "serving.py", "--size-mib", "2", "--requests", "5", "--repetitions", "1"
+        "serving.py",
+        "--size-mib",
+        "2",
+        "--requests",
+        "5",
+        "--repetitions",
+        "1",
+        "--download-repetitions",
+        "1",
     )
     assert "gunicorn: 2 MiB download" in printed
     assert "uvicorn: 2 MiB download" in printed
