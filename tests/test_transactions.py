@@ -450,7 +450,8 @@ def test_a_backend_killed_mid_stream_ends_the_body_and_the_next_download_works()
     next(body)
     terminate_idle_transactions_of_the_package()
     with pytest.raises(OperationalError):
-        next(body)
+        for _ in body:  # a chunk read ahead before the kill may still come first
+            pass
     response.close()
     again = db_serve(request, name)
     assert b"".join(again) == b"x" * 1024 * 1024

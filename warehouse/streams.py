@@ -20,6 +20,7 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -59,6 +60,8 @@ class Download:
         self._size = self.facts.size if self.facts.registered else None
         #: Whether a response body took the download over (and closes it when it ends).
         self.streaming = False
+        self._helper: ThreadPoolExecutor | None = None
+        self._ahead: Future[bytes] | None = None
 
     @property
     def size(self) -> int:
@@ -80,23 +83,29 @@ class Download:
         finally:
             self.close()
 
-    def chunks(self, start: int, length: int) -> Iterator[bytes]:
-        """Yield ``length`` bytes from ``start`` in chunks; closes the download when done."""
+    def chunks(self, start: int, length: int, *, read_ahead: bool = False) -> Iterator[bytes]:
+        """Yield ``length`` bytes from ``start`` in chunks; closes the download when done.
+
+        With ``read_ahead``, the next chunk is read by a helper thread while
+        this one is handed over: PostgreSQL and the server then work at the
+        same time instead of in turns (measured: a download took the sum of
+        both). Never across a window's end, nor on the caller's connection.
+        """
         position, remaining, slow = start, length, False
+        if read_ahead:
+            self._helper = ThreadPoolExecutor(1, "warehouse-read-ahead")
         try:
             while remaining > 0:
-                if self._seat is None:
-                    self._begin_window()
-                if self._at != position:
-                    self._at = self._call("seek", position, io.SEEK_SET)
-                chunk = self._call("read", min(STREAM_CHUNK_SIZE, remaining))
-                if not chunk:
-                    raise ObjectChangedError(f"large object {self.loid} ended before its length")
+                if self._ahead is not None:
+                    chunk, self._ahead = self._ahead.result(), None
+                else:
+                    chunk = self._read_at(position, remaining)
                 position, remaining = position + len(chunk), remaining - len(chunk)
-                self._at = position
                 window_over = time.monotonic() - self._window_began > WINDOW_SECONDS
                 if remaining and self._windowed and (slow or window_over):
                     self._end_window()
+                elif remaining and self._helper and not self._seat.joined:
+                    self._ahead = self._helper.submit(self._read_at, position, remaining)
                 handed = time.monotonic()
                 yield chunk
                 slow = time.monotonic() - handed > SLOW_CLIENT_SECONDS
@@ -106,18 +115,31 @@ class Download:
         finally:
             self.close()
 
+    def _read_at(self, position: int, remaining: int) -> bytes:
+        """Read the next chunk at ``position``, in a new window if the last one ended."""
+        if self._seat is None:
+            self._begin_window()
+        if self._at != position:
+            self._at = self._call("seek", position, io.SEEK_SET)
+        chunk = self._call("read", min(STREAM_CHUNK_SIZE, remaining))
+        if not chunk:
+            raise ObjectChangedError(f"large object {self.loid} ended before its length")
+        self._at = position + len(chunk)
+        return chunk
+
     def body(self, start: int, length: int, *, asynchronous: bool) -> _Body:
         """A response body for a range, closed by the server when the response ends."""
         self.streaming = True
         return (AsyncBody if asynchronous else Body)(self, start, length)
 
     async def async_chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
-        """:meth:`chunks` for ASGI: each read in the thread that owns the connection.
+        """:meth:`chunks` for ASGI, stepped in the thread that owns the connection.
 
-        One chunk is read ahead, while the event loop sends the one before:
-        the database and the client work at the same time, as two threads would.
+        The next step is asked for while the event loop sends this chunk, and
+        the step itself finds its chunk read ahead: the database, that thread
+        and the event loop work at the same time.
         """
-        chunks = self.chunks(start, length)
+        chunks = self.chunks(start, length, read_ahead=True)
         step = sync_to_async(next, thread_sensitive=True)
         pending = asyncio.ensure_future(step(chunks, None))
         try:
@@ -132,6 +154,13 @@ class Download:
 
     def close(self) -> None:
         """End the transaction; the server calls this when the response ends or is dropped."""
+        if self._ahead is not None:
+            # A read under way finishes before the transaction under it ends.
+            wait([self._ahead])
+            self._ahead = None
+        if self._helper is not None:
+            self._helper.shutdown(wait=False)
+            self._helper = None
         self._end_window()
 
     # -- windows ------------------------------------------------------------------
@@ -152,6 +181,8 @@ class Download:
         self._lobject = None
 
     def _call(self, method: str, *args: Any) -> Any:
+        if self._seat is None:
+            raise ValueError(f"the download of large object {self.loid} was closed")
         connection = self._seat.connection
         try:
             with connection.wrap_database_errors:
@@ -181,7 +212,7 @@ class Body(_Body):
     """For WSGI."""
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._download.chunks(self._start, self._length)
+        return self._download.chunks(self._start, self._length, read_ahead=True)
 
 
 class AsyncBody(_Body):
