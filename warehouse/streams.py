@@ -10,6 +10,9 @@ object is still the one the download began with (size, SHA-256, time of
 modification); if not, the download ends with an error rather than mix old
 and new bytes. An unregistered object has nothing to compare, so it is read
 in one transaction; so is an object read inside the caller's transaction.
+
+Within a window, a helper thread reads the next chunk while the current one
+is handed over, so that PostgreSQL and the server work side by side.
 """
 
 from __future__ import annotations
