@@ -49,12 +49,20 @@ def terminate_idle_transactions_of_the_package(using: str = "default") -> int:
     The caller's own connections are in autocommit, so only the package's
     connections (holding a file's transaction) are idle in one.
     """
+    deadline = time.monotonic() + 10
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%'"
-        )
-        pids = [pid for (pid,) in cursor.fetchall()]
+        while True:
+            # A read may be under way (a download reads ahead): wait until it is done.
+            cursor.execute(
+                "SELECT pid, state LIKE 'idle in transaction%%' FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND (state = 'active' OR state LIKE 'idle in transaction%%')"
+            )
+            sessions = cursor.fetchall()
+            if all(idle for _, idle in sessions) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    pids = [pid for pid, idle in sessions if idle]
     terminate_backends(pids, using)
     return len(pids)
 
