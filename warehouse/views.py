@@ -227,11 +227,8 @@ def stored_type(facts: Facts, filename: str) -> str:
         return "application/octet-stream"
     content_type, encoding = mimetypes.guess_type(facts.name)
     if encoding:
-        return {
-            "gzip": "application/gzip",
-            "bzip2": "application/x-bzip",
-            "xz": "application/x-xz",
-        }.get(encoding, "application/octet-stream")
+        # "x.tar.gz" is a gzip file to the browser, as django.http.FileResponse has it.
+        return _ENCODED_TYPES.get(encoding, "application/octet-stream")
     return content_type or facts.content_type or "application/octet-stream"
 
 
