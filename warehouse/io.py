@@ -20,14 +20,12 @@ import io
 import operator
 import threading
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
-from django.db import Error as DatabaseError
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
 
 from warehouse import transactions
-from warehouse.objects import check_access, file_error, large_object_access, validate_loid
+from warehouse.objects import check_access, file_errors, large_object_access, validate_loid
 
 # PostgreSQL's MAX_LARGE_OBJECT_SIZE: INT_MAX pages of LOBLKSIZE (2 KiB) bytes.
 MAX_SIZE = (2**31 - 1) * 2048  # bytes
@@ -169,23 +167,17 @@ class DbFileIO(io.RawIOBase):
         if not self._writable:
             raise io.UnsupportedOperation("File not open for writing")
 
-    @contextlib.contextmanager
-    def _database_errors(self) -> Iterator[None]:
+    def _database_errors(self) -> contextlib.AbstractContextManager[None]:
         """Django's error types; a file's own errors as ``OSError``; the first error kept."""
-        try:
-            with self._seat.connection.wrap_database_errors:
-                yield
-        except DatabaseError as exc:
-            # psycopg2's words for a descriptor whose transaction is over.
-            if any(words in str(exc) for words in _ENDED_TRANSACTION):
-                raise self._ended() from exc
-            if self._error is None:
-                self._error = exc
-            self._seat.failed()
-            error = file_error(exc, self._loid)
-            if error is None:
-                raise
-            raise error from exc
+        return file_errors(self._seat.connection, self._loid, self._failed_with)
+
+    def _failed_with(self, exc: BaseException) -> None:
+        # psycopg2's words for a descriptor whose transaction is over.
+        if any(words in str(exc) for words in _ENDED_TRANSACTION):
+            raise self._ended() from exc
+        if self._error is None:
+            self._error = exc
+        self._seat.failed()
 
     def _call(self, method: str, *args: Any) -> Any:
         """Call a method of the descriptor, reopening it if its reading transaction ended."""

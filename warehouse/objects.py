@@ -6,12 +6,15 @@ writing its bytes (that is :class:`warehouse.io.DbFileIO`'s job).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import operator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connections, transaction
+from django.db import Error as DatabaseError
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from warehouse.conf import alias_for_writing
@@ -143,6 +146,28 @@ def file_error(exc: BaseException, loid: int) -> OSError | None:
     return None
 
 
+@contextlib.contextmanager
+def file_errors(
+    connection: BaseDatabaseWrapper,
+    loid: int,
+    on_error: Callable[[DatabaseError], None] | None = None,
+) -> Iterator[None]:
+    """Around a large-object call: Django's error types, and a file's own errors as ``OSError``.
+
+    ``on_error`` hears of every database error first, and may raise another.
+    """
+    try:
+        with connection.wrap_database_errors:
+            yield
+    except DatabaseError as exc:
+        if on_error is not None:
+            on_error(exc)
+        error = file_error(exc, loid)
+        if error is None:
+            raise
+        raise error from exc
+
+
 def unlink_large_object(loid: int, using: str | None = None) -> bool:
     """Unlink ``loid`` in the caller's transaction (one of its own in autocommit).
 
@@ -156,14 +181,8 @@ def unlink_large_object(loid: int, using: str | None = None) -> bool:
     with transaction.atomic(using=connection.alias, savepoint=False):
         if not large_object_exists(connection, loid):
             return False
-        try:
-            with connection.wrap_database_errors:
-                # Mode "n" makes the lobject without opening a descriptor.
-                connection.connection.lobject(loid, "n").unlink()
-        except DatabaseError as exc:
-            error = file_error(exc, loid)
-            if error is None:
-                raise
-            raise error from exc
+        with file_errors(connection, loid):
+            # Mode "n" makes the lobject without opening a descriptor.
+            connection.connection.lobject(loid, "n").unlink()
         transactions.note_written(connection, loid)
         return True

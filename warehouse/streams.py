@@ -27,10 +27,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import Error as DatabaseError
 
 from warehouse import registry, transactions
-from warehouse.objects import file_error
+from warehouse.objects import file_errors
 
 logger = logging.getLogger("warehouse.views")
 
@@ -186,18 +185,11 @@ class Download:
     def _call(self, method: str, *args: Any) -> Any:
         if self._seat is None:
             raise ValueError(f"the download of large object {self.loid} was closed")
-        connection = self._seat.connection
-        try:
-            with connection.wrap_database_errors:
-                if self._lobject is None:
-                    self._lobject, self._at = connection.connection.lobject(self.loid, "rb"), 0
-                return getattr(self._lobject, method)(*args)
-        except DatabaseError as exc:
-            self._seat.failed()
-            error = file_error(exc, self.loid)
-            if error is None:
-                raise
-            raise error from exc
+        seat = self._seat
+        with file_errors(seat.connection, self.loid, lambda exc: seat.failed()):
+            if self._lobject is None:
+                self._lobject, self._at = seat.connection.connection.lobject(self.loid, "rb"), 0
+            return getattr(self._lobject, method)(*args)
 
 
 class _Body:
