@@ -164,15 +164,14 @@ class Pool:
                 # The server never said COMMIT: nothing was kept.
                 raise OperationalError("the connection was lost before the transaction committed")
             return
+        committed = False
         try:
             if commit:
                 wrapper.commit()
-        except BaseException:
-            with contextlib.suppress(DatabaseError):
-                wrapper.rollback()
-            raise
-        else:
-            if not commit:
+                committed = True
+        finally:
+            if not committed:
+                # Asked to, or the commit failed: a broken connection loses nothing more.
                 with contextlib.suppress(DatabaseError):
                     wrapper.rollback()
 

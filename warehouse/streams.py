@@ -80,10 +80,7 @@ class Download:
 
     def read(self, start: int, length: int) -> bytes:
         """Read a small range now, and end the transaction: the whole response in the view."""
-        try:
-            return b"".join(self.chunks(start, length))
-        finally:
-            self.close()
+        return b"".join(self.chunks(start, length))  # chunks() closes the download when done
 
     def chunks(self, start: int, length: int, *, read_ahead: bool = False) -> Iterator[bytes]:
         """Yield ``length`` bytes from ``start`` in chunks; closes the download when done.
