@@ -43,7 +43,7 @@ class Contract(models.Model):
     """A model with no signals, for the field on its own."""
 
     title = models.CharField(max_length=100, blank=True)
-    document = DbFileField(blank=True)
+    document = DbFileField(blank=True, db_index=True)
 
 
 class Folder(models.Model):
@@ -60,8 +60,8 @@ class Document(models.Model):
 
     folder = models.ForeignKey(Folder, null=True, blank=True, on_delete=models.CASCADE)
     title = models.CharField(max_length=100, blank=True)
-    file = DbFileField(null=True, blank=True)
-    attachment = DbFileField(null=True, blank=True)
+    file = DbFileField(null=True, blank=True, db_index=True)
+    attachment = DbFileField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return self.title

@@ -1,16 +1,17 @@
-"""references finds what points at a large object, in whatever tables this database has."""
+"""references decides whether an object may be unlinked, and keeps it when in doubt."""
 
 import pytest
 from django.apps import apps
 from django.core.files.base import ContentFile
 from django.db import connection, models
-from django.test.utils import CaptureQueriesContext
+from django.test import override_settings
 
 from tests.conftest import large_object_oids, role_that_may_not_read
 from tests.factories import DocumentFactory
 from tests.models import Document, LegacyBlob
 from warehouse import references
 from warehouse.fields import DbFileField
+from warehouse.names import oid_in_sql
 from warehouse.storage import db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +27,9 @@ def make_model():
     """Declare a model with a file field for one test; forget it afterwards."""
     made = []
 
-    def make(db_table: str, *, managed: bool = False) -> type[models.Model]:
-        meta = type("Meta", (), {"app_label": "tests", "db_table": db_table, "managed": managed})
-        name = "".join(part.title() for part in db_table.split("_"))
+    def make(db_table: str) -> type[models.Model]:
+        meta = type("Meta", (), {"app_label": "tests", "db_table": db_table, "managed": False})
+        name = "".join(part.title() for part in db_table.replace('"', "").split("_"))
         attrs = {"__module__": __name__, "Meta": meta, "scan": DbFileField(auto_delete=False)}
         model = type(name, (models.Model,), attrs)
         made.append(model)
@@ -55,8 +56,15 @@ def other_sessions_temporary_oid_table(db):
         other.close()  # and its temporary table with it
 
 
-def stored(content: bytes = b"content") -> str:
-    return db_file_storage.save("file.pdf", ContentFile(content))
+class RouteScansElsewhere:
+    """A router that keeps the models of this module in another database."""
+
+    def db_for_write(self, model, **hints):
+        return "read_alias" if model.__module__ == __name__ else None
+
+
+def stored(content: bytes = b"content") -> int:
+    return oid_of(db_file_storage.save("file.pdf", ContentFile(content)))
 
 
 def holding(name: str) -> Document:
@@ -66,119 +74,196 @@ def holding(name: str) -> Document:
     return document
 
 
-def replace(document: Document) -> None:
-    document.file = ContentFile(b"new", name="new.pdf")
-    document.save()
+def unlink(*oids: int) -> references.Verdict:
+    return references.unlink_unreferenced(oids, "default")
 
 
-# -- which rows hold an object --------------------------------------------------------
+# -- which rows hold an object ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("spelling", ["{oid}", "{oid}.pdf", "{oid}.tar.gz"])
 def test_a_row_holds_an_object_under_any_name_with_its_oid(spelling):
-    loid = oid_of(stored())
-    Document.objects.create(file=spelling.format(oid=loid))
-    assert references.referenced_among([loid], "default") == {loid}
+    loid = stored()
+    holding(spelling.format(oid=loid))
+    assert unlink(loid) == (set(), {loid}, [])
+    assert loid in large_object_oids()
 
 
-def test_a_name_whose_oid_begins_with_the_same_digits_is_another_object():
-    loid = oid_of(stored())
-    holding(f"{loid}0.pdf")
-    holding(f"{loid}0")
-    assert references.referenced_among([loid], "default") == set()
+@pytest.mark.parametrize("spelling", ["{oid}0", "{oid}0.pdf", "{oid}/x.pdf", "0{oid}.pdf"])
+def test_a_string_that_is_no_name_of_the_object_does_not_hold_it(spelling):
+    loid = stored()
+    holding(spelling.format(oid=loid))
+    assert unlink(loid) == ({loid}, set(), [])
+    assert loid not in large_object_oids()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "16384",
+        "16384.pdf",
+        "16384.tar.gz",
+        "16384.",
+        "016384",
+        "16384/x",
+        "16384\\x",
+        "x16384",
+        "4294967295.a",
+        "4294967296",
+        "99999999999",
+        "",
+        "16384.pdf ",
+    ],
+)
+def test_python_and_sql_read_a_name_alike(name):
+    try:
+        expected = oid_of(name)
+    except FileNotFoundError:
+        expected = None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {oid_in_sql('n')} FROM (SELECT %s::text AS n) AS t", [name])
+        assert cursor.fetchone()[0] == expected
 
 
 @pytest.mark.parametrize("extra", [0, references.INDEXABLE_OIDS])
 def test_few_and_many_oids_are_looked_up_alike(extra):
-    held, loose = oid_of(stored()), oid_of(stored())
-    Document.objects.create(file=f"{held}.pdf")
+    held, loose = stored(), stored()
+    holding(f"{held}.pdf")
     holding(f"{loose}0.pdf")
     others = [10**9 + number for number in range(extra)]
-    assert references.referenced_among([held, loose, *others], "default") == {held}
+    assert unlink(held, loose, *others).unlinked == {loose}
 
 
-def test_the_excluded_row_does_not_count_but_another_row_with_the_name_does():
-    document = DocumentFactory()
-    loid = oid_of(document.file.name)
-    assert references.referenced_among([loid], "default", exclude=document) == set()
-    Document.objects.create(file=document.file.name)
-    assert references.referenced_among([loid], "default", exclude=document) == {loid}
+def test_an_oid_in_an_oid_column_holds_the_object():
+    loid = stored()
+    LegacyBlob.objects.create(loid=loid)
+    assert unlink(loid).kept == {loid}
 
 
-def test_looking_up_a_few_oids_can_use_an_index_serving_like_prefixes():
-    loid = oid_of(stored())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE INDEX warehouse_test_file ON tests_document (file varchar_pattern_ops)"
-        )
-        cursor.execute("SET LOCAL enable_seqscan = off")
-    with CaptureQueriesContext(connection) as queries:
-        references.referenced_among([loid], "default")
-    (lookup,) = [
-        q["sql"] for q in queries if '"tests_document" WHERE' in q["sql"] and '("file"' in q["sql"]
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN {lookup}")
-        plan = "\n".join(line for (line,) in cursor.fetchall())
-    assert "Index Cond" in plan
-    assert "Seq Scan" not in plan
-
-
-# -- tables that are not there, or not ours to read -----------------------------------
-
-
-def test_a_model_whose_table_is_in_another_database_is_left_out(make_model):
-    make_model(ELSEWHERE)
-    assert ELSEWHERE not in [
-        model._meta.db_table for model, _ in references.file_fields_on("default")
-    ]
-
-
-def test_replacing_a_file_works_while_a_model_has_its_table_in_another_database(make_model):
-    make_model(ELSEWHERE)
-    document = DocumentFactory()
-    old = oid_of(document.file.name)
-    replace(document)
-    assert old not in large_object_oids()
-
-
-def test_an_unmanaged_model_over_a_table_here_keeps_its_objects(make_model):
+def test_an_unmanaged_model_over_a_table_here_holds_its_objects(make_model):
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TABLE {LEGACY} (id bigserial PRIMARY KEY, scan varchar(100))")
     model = make_model(LEGACY)
-    name = stored()
-    model.objects.create(scan=name)
-    assert oid_of(name) in references.referenced_among([oid_of(name)], "default")
-    assert oid_of(name) in references.referenced_oids("default")
+    loid = stored()
+    model.objects.create(scan=f"{loid}.pdf")
+    assert unlink(loid).kept == {loid}
+    assert loid in references.referenced_oids("default")
 
 
-def test_another_sessions_temporary_table_with_an_oid_column_is_left_out(
-    other_sessions_temporary_oid_table,
-):
-    loid = oid_of(stored())
-    assert references.referenced_among([loid], "default") == set()
-    assert list(references.oid_column_references("default")) == []
+def test_the_unlinked_objects_registry_rows_go_with_them():
+    loid = stored()
+    unlink(loid)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM warehouse_storedfile WHERE oid = %s", [loid])
+        assert cursor.fetchone()[0] == 0
 
 
-def test_replacing_a_file_works_while_another_session_has_a_temporary_oid_table(
-    other_sessions_temporary_oid_table,
-):
-    document = DocumentFactory()
-    old = oid_of(document.file.name)
-    replace(document)
-    assert old not in large_object_oids()
+def test_looking_up_a_few_oids_uses_the_index_db_index_makes():
+    loid = stored()
+    query = references._names_query('"tests_document"', '"file"', [loid])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {query}", {"oids": [loid]})
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Index" in plan
+    assert "Seq Scan" not in plan
 
 
-def test_an_oid_column_the_role_may_not_read_is_left_out_and_named():
-    loid = oid_of(stored())
-    LegacyBlob.objects.create(loid=loid)
+# -- sources it cannot see keep everything -------------------------------------------------
+
+
+def test_a_model_whose_table_is_not_on_this_database_keeps_everything(make_model):
+    make_model(ELSEWHERE)
+    loid = stored()
+    verdict = unlink(loid)
+    assert verdict.kept == {loid}
+    assert verdict.blind == [
+        f"tests.{ELSEWHERE.title().replace('_', '')}.scan: missing on this database"
+    ]
+    assert loid in large_object_oids()
+
+
+def test_a_table_in_a_schema_off_the_search_path_keeps_everything(make_model):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA warehouse_test_tenant")
+        cursor.execute(
+            f"CREATE TABLE warehouse_test_tenant.{LEGACY} (id bigserial PRIMARY KEY, scan text)"
+        )
+    make_model(LEGACY)
+    loid = stored()
+    assert unlink(loid).kept == {loid}
+    assert references.blind_sources("default") == [
+        f"tests.{LEGACY.title().replace('_', '')}.scan: missing on this database"
+    ]
+
+
+def test_a_model_routed_to_another_database_keeps_everything(make_model):
+    model = make_model(ELSEWHERE)
+    loid = stored()
+    with override_settings(DATABASE_ROUTERS=[RouteScansElsewhere()]):
+        verdict = unlink(loid)
+    assert verdict.kept == {loid}
+    assert verdict.blind == [f"{model._meta.label}.scan: routed to database 'read_alias'"]
+
+
+def test_an_app_migrated_here_but_no_longer_installed_keeps_everything():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES ('retired', '0001', now())"
+        )
+    loid = stored()
+    verdict = unlink(loid)
+    assert verdict.kept == {loid}
+    assert verdict.blind == ["app 'retired': migrated on this database but not in INSTALLED_APPS"]
+
+
+def test_an_oid_column_the_role_may_not_read_keeps_everything_and_is_named():
+    loid = stored()
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE warehouse_test_secret (blob oid)")
     with role_that_may_not_read("warehouse_test_secret"):
-        assert references.referenced_among([loid], "default") == {loid}
-        assert list(references.oid_column_references("default")) == [loid]
-        assert references.unreadable_oid_columns("default") == ["public.warehouse_test_secret.blob"]
+        assert references.blind_sources("default") == [
+            "public.warehouse_test_secret.blob: not readable by this role"
+        ]
+    assert loid in large_object_oids()
 
 
-def test_every_oid_column_is_readable_by_the_owner_of_the_tables():
-    assert references.unreadable_oid_columns("default") == []
+def test_a_file_column_the_role_may_not_read_is_named():
+    with role_that_may_not_read("tests_document"):
+        assert "tests.Document.file: not readable by this role" in references.blind_sources(
+            "default"
+        )
+
+
+def test_an_object_the_role_does_not_own_is_kept():
+    loid = stored()
+    with role_that_may_not_read(), connection.cursor() as cursor:
+        # A role that may change the registry, but owns no object.
+        cursor.execute("SELECT current_user")
+        (role,) = cursor.fetchone()
+        cursor.execute("RESET ROLE")
+        cursor.execute(f"GRANT UPDATE, DELETE ON warehouse_storedfile TO {role}")
+        cursor.execute(f"SET LOCAL ROLE {role}")
+        assert references.unlink_unreferenced([loid], "default", wait=False).kept == {loid}
+    assert loid in large_object_oids()
+
+
+def test_another_sessions_temporary_table_with_an_oid_column_is_no_source(
+    other_sessions_temporary_oid_table,
+):
+    loid = stored()
+    assert references.blind_sources("default") == []
+    assert unlink(loid).unlinked == {loid}
+
+
+def test_every_source_is_visible_to_the_owner_of_the_tables():
+    assert references.blind_sources("default") == []
+
+
+def test_replacing_a_file_keeps_the_old_one_while_a_source_cannot_be_seen(make_model):
+    make_model(ELSEWHERE)
+    document = DocumentFactory()
+    old = oid_of(document.file.name)
+    document.file = ContentFile(b"new", name="new.pdf")
+    document.save()
+    assert old in large_object_oids()

@@ -15,7 +15,7 @@ from warehouse.storage import DbFile, DbFileIO, DbFileStorage, db_file_storage, 
 
 pytestmark = pytest.mark.django_db
 
-MALFORMED_NAMES = ["", "../x", "abc.pdf", "-1", "0", "016384.pdf", str(2**32), "1/2.pdf", "12.a.b"]
+MALFORMED_NAMES = ["", "../x", "abc.pdf", "-1", "0", "016384.pdf", str(2**32), "1/2.pdf", "12.a\\b"]
 
 
 def test_save_names_the_file_after_its_oid_and_extension():

@@ -16,11 +16,13 @@ class WarehouseConfig(AppConfig):
     def ready(self) -> None:
         from warehouse.checks import (
             check_databases,
+            check_file_fields,
             check_large_object_privileges,
             check_registry_migrated,
         )
 
         checks.register(check_databases)
+        checks.register(check_file_fields, checks.Tags.models)
         # These connect: Django runs them only with the aliases they may use.
         checks.register(check_registry_migrated, checks.Tags.database)
         checks.register(check_large_object_privileges, checks.Tags.database)

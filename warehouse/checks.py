@@ -13,8 +13,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
-from django.db import connections
+from django.db import connections, router
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Field, Model
 
 from warehouse.conf import conf
 
@@ -215,3 +216,95 @@ def _same_login(first: Any, second: Any) -> bool:
     """Whether two connections' settings log in as the same role to the same database."""
     keys = ("HOST", "PORT", "NAME", "USER")
     return all(first.settings_dict.get(key) == second.settings_dict.get(key) for key in keys)
+
+
+def check_file_fields(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """:func:`check_file_field` for plain ``FileField``s on a ``DbFileStorage``.
+
+    A ``DbFileField`` checks itself (in ``Field.check``), so that the
+    warnings appear even when this app, and so this check, is not installed.
+    """
+    from warehouse.fields import DbFileField
+    from warehouse.references import file_fields
+
+    errors: list[CheckMessage] = []
+    for model, field in file_fields():
+        if not isinstance(field, DbFileField):
+            errors.extend(check_file_field(model, field, databases))
+    return errors
+
+
+def check_file_field(
+    model: type[Model], field: Field, databases: Iterable[str] | None
+) -> list[CheckMessage]:
+    """What would make one file field lose or leak files, or make its unlinks slow."""
+    from warehouse import registry
+    from warehouse.references import same_database
+
+    label = f"{model._meta.label}.{field.name}"
+    errors: list[CheckMessage] = []
+    if not registry.enabled():
+        errors.append(
+            Warning(
+                f"{label} keeps files in large objects, but 'warehouse' is not in "
+                "INSTALLED_APPS: without its registry, vacuumlo sees no reference to them "
+                "and would delete every one.",
+                hint="Add 'warehouse' to INSTALLED_APPS and run migrate.",
+                obj=field,
+                id="warehouse.W010",
+            )
+        )
+    routed, write = router.db_for_write(model), conf.WAREHOUSE_DB_FOR_WRITE
+    if write in settings.DATABASES and routed in settings.DATABASES:
+        if not same_database(routed, write):
+            errors.append(
+                Warning(
+                    f"{label}: the rows of {model._meta.label} are written to {routed!r}, its "
+                    f"files to WAREHOUSE_DB_FOR_WRITE {write!r}. A file cannot be part of its "
+                    "row's transaction, and no unlink can see the rows, so every replaced or "
+                    "deleted file is kept.",
+                    hint="Route the model to the database WAREHOUSE_DB_FOR_WRITE names.",
+                    obj=field,
+                    id="warehouse.W011",
+                )
+            )
+        elif _may_use(databases, routed) and not _serves_prefix_lookups(model, field, routed):
+            table, column = model._meta.db_table, field.column
+            errors.append(
+                Warning(
+                    f"{label} has no index that finds names by their prefix: every unlink "
+                    f"scans {table} to see whether another row still holds the file.",
+                    hint=f"Give the field db_index=True and migrate (Django then adds a "
+                    f"varchar_pattern_ops index), or: CREATE INDEX ON {table} "
+                    f"({column} varchar_pattern_ops);",
+                    obj=field,
+                    id="warehouse.W012",
+                )
+            )
+    return errors
+
+
+def _serves_prefix_lookups(model: type[Model], field: Field, alias: str) -> bool:
+    """Whether an index on the column serves ``LIKE 'prefix%'`` (a missing table: no news)."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT to_regclass(%s) IS NULL OR EXISTS (
+                SELECT FROM pg_index i
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                JOIN pg_opclass o ON o.oid = i.indclass[0]
+                JOIN pg_collation c ON c.oid = i.indcollation[0]
+                WHERE i.indrelid = to_regclass(%s) AND a.attname = %s
+                  AND i.indpred IS NULL AND i.indexprs IS NULL
+                  AND (o.opcname LIKE '%%pattern_ops'
+                       OR c.collname IN ('C', 'POSIX')
+                       OR (c.collname = 'default' AND (
+                           SELECT datcollate FROM pg_database
+                           WHERE datname = current_database()) IN ('C', 'POSIX'))))
+            """,
+            [connection.ops.quote_name(model._meta.db_table)] * 2 + [field.column],
+        )
+        return cursor.fetchone()[0]

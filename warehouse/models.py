@@ -45,6 +45,11 @@ class StoredFile(models.Model):
 
     oid = OidField(primary_key=True)
     name = models.CharField(max_length=255, blank=True, help_text="The name it was uploaded as.")
+    extension = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text='The extension of its storage name, which rows hold (".pdf" of "16384.pdf").',
+    )
     content_type = models.CharField(max_length=255, blank=True)
     size = models.BigIntegerField(help_text="In bytes.")
     sha256 = models.CharField(

@@ -174,15 +174,20 @@ def unlink_large_object(loid: int, using: str | None = None) -> bool:
     Returns whether it existed. Read-your-writes: a read of ``loid`` in the
     same transaction afterwards finds it gone.
     """
-    from warehouse import transactions
-
     connection = database_connection(using or alias_for_writing())
     # savepoint=False: inside a block this is one statement more of the caller's.
     with transaction.atomic(using=connection.alias, savepoint=False):
         if not large_object_exists(connection, loid):
             return False
-        with file_errors(connection, loid):
-            # Mode "n" makes the lobject without opening a descriptor.
-            connection.connection.lobject(loid, "n").unlink()
-        transactions.note_written(connection, loid)
+        unlink_known_large_object(connection, loid)
         return True
+
+
+def unlink_known_large_object(connection: BaseDatabaseWrapper, loid: int) -> None:
+    """Unlink ``loid``, known to exist, in the transaction ``connection`` is in."""
+    from warehouse import transactions
+
+    with file_errors(connection, loid):
+        # Mode "n" makes the lobject without opening a descriptor.
+        connection.connection.lobject(loid, "n").unlink()
+    transactions.note_written(connection, loid)

@@ -1,66 +1,182 @@
-"""What points at a stored file: model fields holding its name, and oid columns.
+"""Whether a large object may be unlinked: decided here, and only here.
 
-A large object is referenced when a ``FileField`` (``DbFileField`` or any
-``FileField`` on a ``DbFileStorage``) of an installed model holds one of its
-names, or when its oid is in a column of type ``oid`` or ``lo`` other than
-the registry's (where ``vacuumlo`` would also look).
+An object is referenced while a ``FileField`` on a ``DbFileStorage`` of an
+installed model holds one of its names (:mod:`warehouse.names`), or while
+its oid is in a column of type ``oid`` or ``lo`` other than the registry's
+(where ``vacuumlo`` would also look). :func:`unlink_unreferenced` locks the
+registry rows, looks at every source, and unlinks what nothing holds. It
+fails closed: a source it cannot see (a model's table or column missing on
+this alias, a model routed to another database, a column this role may not
+read, an app migrated here but not installed) keeps every object, and
+:func:`blind_sources` names them so that the cleanup can refuse to run.
+
+Two statements, whatever the number of objects and sources. The first
+takes the locks and reads the catalog: which sources exist and may be
+read, and where the oid columns are, so that a column another process's
+migration added counts from its commit on. The second starts after the
+locks are granted, and so sees every reference committed by a save that
+held them; it checks every source at once and deletes the registry rows of
+what it found unreferenced. Which models hold files is worked out once per
+process (again when the app registry changes).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 from django.apps import apps
-from django.db import connections, models
+from django.db import connections, models, router, transaction
 
-from warehouse.storage import DbFileStorage, oid_of
+from warehouse import registry
+from warehouse.names import oid_in_sql, oid_of
+from warehouse.objects import database_connection, unlink_known_large_object
+from warehouse.storage import DbFileStorage
+
+__all__ = [
+    "Catalog",
+    "Verdict",
+    "blind_sources",
+    "catalog_sql",
+    "file_fields",
+    "referenced_oids",
+    "unlink_unreferenced",
+]
 
 # Up to this many oids, a row's name is matched by equality and a LIKE prefix per
-# oid, which an index serving LIKE (varchar_pattern_ops, or a column in the "C"
-# collation) turns into range scans; LIKE ANY(array) never uses an index. Without
-# such an index every LIKE costs a comparison per row, so larger sets (the cleanup's
-# batches) take the oid out of each name once and look it up in a hashed array.
+# oid, which an index serving LIKE (the varchar_pattern_ops one that db_index=True
+# makes) turns into index lookups; LIKE ANY(array) never uses an index. Larger
+# sets (the cleanup's batches) take the oid out of each name once: one scan for all.
 INDEXABLE_OIDS = 8  # oids
 
-# Where an oid column is no reference: the catalogs, TOAST, every session's
-# temporary tables (pg_temp_N; another session's cannot be read), as vacuumlo has it.
-_OID_COLUMNS_SQL = """
-    SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname)
-    FROM pg_attribute a
-    JOIN pg_class c ON c.oid = a.attrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_type t ON t.oid = a.atttypid
-    WHERE c.relkind IN ('r', 'p', 'm')
-      AND a.attnum > 0 AND NOT a.attisdropped
-      AND t.typname IN ('oid', 'lo')
-      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-      AND c.relname <> %s
-      AND (has_schema_privilege(n.oid, 'USAGE')
-           AND has_column_privilege(c.oid, a.attnum, 'SELECT')) = %s
-    ORDER BY 1, 2
-"""
+
+class Verdict(NamedTuple):
+    """What :func:`unlink_unreferenced` did with the oids it was given."""
+
+    unlinked: set[int]
+    kept: set[int]
+    blind: list[str]  # the sources it could not see, which made it keep everything
+
+
+class Catalog(NamedTuple):
+    """What the first statement learnt: sources it cannot see, and where oids are kept."""
+
+    blind: list[str]
+    visible_fields: list[tuple[str, str]]  # quoted table, quoted column
+    oid_columns: list[tuple[str, str]]  # table as regclass text, quoted column
+
+    @classmethod
+    def from_json(cls, found: Any, using: str) -> Catalog:
+        found = json.loads(found) if isinstance(found, str) else found
+        installed = {config.label for config in apps.get_app_configs()}
+        blind = _blind_in_python(using) + found["blind"]
+        blind += [
+            f"app {app!r}: migrated on this database but not in INSTALLED_APPS"
+            for app in sorted(set(found["apps"]) - installed)
+        ]
+        quote = connections[using].ops.quote_name
+        visible = [(table, quote(column)) for table, column in found["fields"]]
+        oid_columns = [(table, quote(column)) for table, column in found["oid_columns"]]
+        return cls(blind, visible, oid_columns)
+
+
+# The catalog, as one JSON value to put beside the locks: the file fields' columns
+# that are missing or unreadable, the others, every oid column (readable or not)
+# but the registry's: not the catalogs, TOAST, nor any session's temporary tables
+# (pg_temp_N; another session's cannot be read), as vacuumlo has it; and the apps
+# migrated here, since one that is not installed has tables no model describes.
+_CATALOG_SQL = """(
+    WITH fields AS (
+        SELECT f.label, f.tab, f.col, r.rel,
+               CASE WHEN r.rel IS NULL OR NOT EXISTS (
+                        SELECT FROM pg_attribute a
+                        WHERE a.attrelid = r.rel AND a.attname = f.col AND NOT a.attisdropped)
+                    THEN 'missing on this database'
+                    WHEN NOT has_schema_privilege(c.relnamespace, 'USAGE')
+                      OR NOT has_column_privilege(r.rel, f.col, 'SELECT')
+                    THEN 'not readable by this role'
+               END AS blind
+        FROM unnest(%s::text[], %s::text[],
+                    %s::text[]) AS f(label, tab, col)
+        CROSS JOIN LATERAL (SELECT to_regclass(f.tab) AS rel) r
+        LEFT JOIN pg_class c ON c.oid = r.rel
+    ),
+    oid_columns AS (
+        SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.'
+                   || quote_ident(a.attname) AS label,
+               c.oid::regclass::text AS tab, a.attname::text AS col,
+               has_schema_privilege(n.oid, 'USAGE')
+                   AND has_column_privilege(c.oid, a.attnum, 'SELECT') AS readable
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        WHERE c.relkind IN ('r', 'p', 'm')
+          AND a.attnum > 0 AND NOT a.attisdropped
+          AND t.typname IN ('oid', 'lo')
+          AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+          AND c.oid IS DISTINCT FROM to_regclass(%s)
+    )
+    SELECT json_build_object(
+        'blind', ARRAY(
+            SELECT label || ': ' || blind FROM fields WHERE blind IS NOT NULL
+            UNION ALL
+            SELECT label || ': not readable by this role' FROM oid_columns WHERE NOT readable
+        ),
+        'fields', ARRAY(SELECT json_build_array(tab, col) FROM fields WHERE blind IS NULL),
+        'oid_columns', ARRAY(SELECT json_build_array(tab, col) FROM oid_columns WHERE readable),
+        'apps', {apps}
+    )
+)"""
+
+
+def catalog_sql(using: str) -> tuple[str, list[Any]]:
+    """A scalar subquery reading the catalog for :class:`Catalog`, and its parameters.
+
+    For a caller that takes its own locks (the field lifecycle locks the row
+    it saves) to read the catalog in the same statement.
+    """
+    quote = connections[using].ops.quote_name
+    labels, tables, columns = [], [], []
+    for model, field in _fields_routed_to(using):
+        labels.append(f"{model._meta.label}.{field.name}")
+        tables.append(quote(model._meta.db_table))
+        columns.append(field.column)
+    migrated = "ARRAY(SELECT DISTINCT app FROM django_migrations)"
+    sql = _CATALOG_SQL.format(apps=migrated if _has_migrations_table(using) else "'{}'::text[]")
+    return sql, [
+        labels,
+        tables,
+        columns,
+        registry.table() if registry.enabled() else None,
+    ]
+
+
+_discovered: dict[Any, Any] = {}
 
 
 def file_fields() -> list[tuple[type[models.Model], models.FileField]]:
-    """Every concrete file field of an installed model that stores in large objects."""
-    found = []
-    for model in apps.get_models():
-        if model._meta.proxy:
-            continue
-        for field in model._meta.local_concrete_fields:
-            if isinstance(field, models.FileField) and isinstance(field.storage, DbFileStorage):
-                found.append((model, field))
-    return found
+    """Every concrete file field of an installed model that stores in large objects.
+
+    Worked out once: Django replaces the list ``get_models()`` returns when
+    the app registry changes, and that is when this is worked out again.
+    """
+    installed = apps.get_models()
+    if _discovered.get("models") is not installed:
+        _discovered["fields"] = [
+            (model, field)
+            for model in installed
+            if not model._meta.proxy
+            for field in model._meta.local_concrete_fields
+            if isinstance(field, models.FileField) and isinstance(field.storage, DbFileStorage)
+        ]
+        _discovered["models"] = installed
+    return _discovered["fields"]
 
 
 def file_fields_on(using: str) -> list[tuple[type[models.Model], models.FileField]]:
-    """The :func:`file_fields` whose table is in database ``using``.
-
-    A model routed to another database, or unmanaged over a table that is
-    elsewhere, has no rows here. Whether the table exists decides, not the
-    router or ``Meta.managed``: an unmanaged model over a table that is here
-    (a legacy table, a view) holds references that must keep their objects.
-    """
+    """The :func:`file_fields` whose table is in database ``using`` (for walking them)."""
     fields = file_fields()
     quote = connections[using].ops.quote_name
     tables = sorted({quote(model._meta.db_table) for model, _ in fields})
@@ -91,9 +207,152 @@ def field_names(model: type[models.Model], field: models.FileField, using: str) 
     return rows.iterator(chunk_size=5000)
 
 
+# -- the decision -------------------------------------------------------------------------
+
+
+def unlink_unreferenced(
+    oids: Iterable[int], using: str, *, catalog: Catalog | None = None, wait: bool = True
+) -> Verdict:
+    """Unlink those of ``oids`` that nothing references, in the caller's transaction.
+
+    Registry rows are locked first: a save adding a reference holds its row
+    shared until it commits, so one of the two waits, and the check, which
+    starts after the lock is granted, sees what the other committed. A
+    caller that locked the rows itself, reading :func:`catalog_sql` in that
+    statement, passes the ``catalog``. Without ``wait``, an object whose row
+    is busy is kept. Anything the catalog says cannot be seen keeps all.
+    """
+    wanted = sorted({int(oid) for oid in oids})
+    if not wanted:
+        return Verdict(set(), set(), [])
+    with transaction.atomic(using=using, savepoint=False):
+        busy: set[int] = set()
+        if catalog is None:
+            busy, catalog = _lock_and_read_catalog(wanted, using, wait=wait)
+        if catalog.blind:
+            return Verdict(set(), set(wanted), catalog.blind)
+        unlinkable = _check_and_forget([oid for oid in wanted if oid not in busy], catalog, using)
+        connection = database_connection(using)
+        for oid in sorted(unlinkable):
+            unlink_known_large_object(connection, oid)
+    return Verdict(unlinkable, set(wanted) - unlinkable, [])
+
+
+def blind_sources(using: str) -> list[str]:
+    """The reference sources that cannot be seen from ``using``, one line each."""
+    return _lock_and_read_catalog([], using)[1].blind
+
+
+def same_database(alias: str, other: str) -> bool:
+    """Whether two aliases reach the same database (a test mirror, say)."""
+    keys = ("NAME", "HOST", "PORT")
+    first, second = connections[alias].settings_dict, connections[other].settings_dict
+    return alias == other or all(first.get(key) == second.get(key) for key in keys)
+
+
+def _lock_and_read_catalog(
+    oids: list[int], using: str, *, wait: bool = True
+) -> tuple[set[int], Catalog]:
+    """Lock the registry rows of ``oids`` in oid order; return the busy ones and the catalog."""
+    catalog, params = catalog_sql(using)
+    if registry.enabled() and oids:  # FOR UPDATE needs the UPDATE privilege, even for none
+        skip = "" if wait else " SKIP LOCKED"
+        locked = (
+            f"ARRAY(SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[]) "
+            f"ORDER BY oid FOR UPDATE{skip})"
+        )
+        registered = f"ARRAY(SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[]))"
+        params = [oids, oids, *params]
+    else:
+        locked = registered = "'{}'::oid[]"
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {locked}, {registered}, {catalog}", params)
+        locked_oids, registered_oids, found = cursor.fetchone()
+    return set(registered_oids) - set(locked_oids), Catalog.from_json(found, using)
+
+
+def _check_and_forget(oids: list[int], catalog: Catalog, using: str) -> set[int]:
+    """Which of ``oids`` no source holds and this role may unlink; their registry rows go."""
+    if not oids:
+        return set()
+    held = [_names_query(table, column, oids) for table, column in catalog.visible_fields]
+    held += [
+        f"SELECT {column}::oid FROM {table} WHERE {column}::oid = ANY(%(oids)s::oid[])"
+        for table, column in catalog.oid_columns
+    ]
+    referenced = " UNION ALL ".join(held) or "SELECT NULL::oid WHERE false"
+    forget = (
+        f", forgotten AS (DELETE FROM {registry.table()} WHERE oid IN (SELECT oid FROM unlinkable))"
+        if registry.enabled()
+        else ""
+    )
+    sql = f"""
+        WITH referenced(oid) AS ({referenced}),
+        unlinkable AS (
+            SELECT m.oid FROM pg_largeobject_metadata m
+            WHERE m.oid = ANY(%(oids)s::oid[])
+              AND m.oid NOT IN (SELECT oid FROM referenced WHERE oid IS NOT NULL)
+              -- lo_unlink needs ownership: what this role may not unlink, it keeps.
+              AND pg_has_role(m.lomowner, 'USAGE')
+        ){forget}
+        SELECT oid FROM unlinkable
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, {"oids": oids})
+        return {oid for (oid,) in cursor.fetchall()}
+
+
+def _names_query(table: str, column: str, oids: list[int]) -> str:
+    """A query for the oids among ``oids`` that rows of ``column`` name."""
+    oid = oid_in_sql(column)
+    if len(oids) > INDEXABLE_OIDS:
+        return f"SELECT {oid} FROM {table} WHERE {oid} = ANY(%(oids)s::oid[])"
+    # Equality or a prefix per oid, for the index; the grammar then decides.
+    bare = " OR ".join(
+        f"{column} = '{int(each)}' OR {column} LIKE '{int(each)}.%%'" for each in oids
+    )
+    return f"SELECT {oid} FROM {table} WHERE ({bare}) AND {oid} = ANY(%(oids)s::oid[])"
+
+
+def _fields_routed_to(using: str) -> list[tuple[type[models.Model], models.FileField]]:
+    return [
+        (model, field)
+        for model, field in file_fields()
+        if same_database(router.db_for_write(model), using)
+    ]
+
+
+def _blind_in_python(using: str) -> list[str]:
+    """What the settings and the app registry say cannot be seen from ``using``."""
+    blind = [
+        f"{model._meta.label}.{field.name}: routed to database {router.db_for_write(model)!r}"
+        for model, field in file_fields()
+        if not same_database(router.db_for_write(model), using)
+    ]
+    return blind
+
+
+def _has_migrations_table(using: str) -> bool:
+    """Whether Django ever migrated ``using``, asked once per process."""
+    key = ("django_migrations", using)
+    if key not in _discovered:
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
+            _discovered[key] = cursor.fetchone()[0]
+    return _discovered[key]
+
+
+# -- for the cleanup's survey ---------------------------------------------------------------
+
+
 def referenced_oids(using: str) -> set[int]:
-    """Every oid a file field or an oid/lo column points at."""
-    oids = set(oid_column_references(using))
+    """Every oid a file field or an oid/lo column points at (all sources must be visible)."""
+    catalog = _lock_and_read_catalog([], using)[1]
+    oids: set[int] = set()
+    with connections[using].cursor() as cursor:
+        for table, column in catalog.oid_columns:
+            cursor.execute(f"SELECT DISTINCT {column}::oid FROM {table} WHERE {column} IS NOT NULL")
+            oids.update(oid for (oid,) in cursor.fetchall())
     for model, field in file_fields_on(using):
         for name in field_names(model, field, using):
             try:
@@ -101,83 +360,3 @@ def referenced_oids(using: str) -> set[int]:
             except FileNotFoundError:
                 continue  # not a name of this storage: it points at nothing of ours
     return oids
-
-
-def referenced_among(
-    oids: Iterable[int], using: str, *, exclude: models.Model | None = None
-) -> set[int]:
-    """Which of ``oids`` are referenced right now: the check to repeat before unlinking.
-
-    A row holds an object under any name with its oid (``"16384"`` and
-    ``"16384.pdf"`` are the same object). ``exclude`` leaves one row out,
-    the one whose own reference is going away.
-    """
-    wanted = sorted({int(oid) for oid in oids})
-    found: set[int] = set()
-    if not wanted:
-        return found
-    connection = connections[using]
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        for model, field in file_fields_on(using):
-            column = quote(field.column)
-            condition, params = _holds_any(column, wanted)
-            sql = (
-                f"SELECT DISTINCT split_part({column}, '.', 1) "
-                f"FROM {quote(model._meta.db_table)} WHERE ({condition})"
-            )
-            if exclude is not None and isinstance(exclude, model):
-                sql += f" AND {quote(model._meta.pk.column)} <> %s"
-                params.append(exclude.pk)
-            cursor.execute(sql, params)
-            found.update(int(oid) for (oid,) in cursor.fetchall())
-        for table, column in _oid_columns(cursor):
-            cursor.execute(
-                f"SELECT DISTINCT {column}::oid FROM {table} WHERE {column}::oid = ANY(%s::oid[])",
-                [wanted],
-            )
-            found.update(oid for (oid,) in cursor.fetchall())
-    return found
-
-
-def _holds_any(column: str, oids: list[int]) -> tuple[str, list[object]]:
-    """A condition true of a row whose ``column`` names one of ``oids``, and its parameters.
-
-    Names are ``"<oid>"`` or ``"<oid>.<ext>"``, and an oid is digits only, so
-    the patterns need no escaping.
-    """
-    bare = [str(oid) for oid in oids]
-    if len(bare) > INDEXABLE_OIDS:
-        return f"split_part({column}, '.', 1) = ANY(%s)", [bare]
-    prefixes = " OR ".join([f"{column} LIKE %s"] * len(bare))
-    return f"{column} = ANY(%s) OR {prefixes}", [bare, *(f"{name}.%" for name in bare)]
-
-
-def oid_column_references(using: str) -> Iterator[int]:
-    """Oids held in columns of type oid or lo, the registry's excepted (vacuumlo's view)."""
-    with connections[using].cursor() as cursor:
-        columns = list(_oid_columns(cursor))
-        for table, column in columns:
-            cursor.execute(f"SELECT DISTINCT {column}::oid FROM {table} WHERE {column} IS NOT NULL")
-            yield from (oid for (oid,) in cursor.fetchall())
-
-
-def unreadable_oid_columns(using: str) -> list[str]:
-    """The oid and lo columns this role may not read, as ``schema.table.column``.
-
-    Their references are invisible here: an object held only there looks
-    unreferenced.
-    """
-    with connections[using].cursor() as cursor:
-        return [f"{table}.{column}" for table, column in _oid_columns(cursor, readable=False)]
-
-
-def _oid_columns(cursor, *, readable: bool = True) -> Iterator[tuple[str, str]]:
-    """Quoted (table, column) of every user column typed oid or lo, but the registry's.
-
-    Only those the role may read, unless ``readable`` is False: then only the others.
-    """
-    from warehouse.models import StoredFile
-
-    cursor.execute(_OID_COLUMNS_SQL, [StoredFile._meta.db_table, readable])
-    return iter(cursor.fetchall())

@@ -107,7 +107,13 @@ def guess_content_type(name: str) -> str:
 
 
 def record(
-    loid: int, *, name: str, content_type: str | None, digest: Digest, using: str
+    loid: int,
+    *,
+    name: str,
+    content_type: str | None,
+    digest: Digest,
+    using: str,
+    extension: str = "",
 ) -> StoredFile | None:
     """Create the row of an object just written, from facts gathered while writing it."""
     if not enabled():
@@ -119,6 +125,7 @@ def record(
         .create(
             oid=loid,
             name=name,
+            extension=extension[:NAME_LENGTH],
             content_type=(content_type or guess_content_type(name))[:NAME_LENGTH],
             size=digest.size,
             sha256=digest.sha256,

@@ -10,7 +10,9 @@ round trip.
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -24,43 +26,17 @@ from django.utils.encoding import filepath_to_uri
 from warehouse import registry, transactions
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
 from warehouse.io import CHUNK_SIZE, DbFileIO, large_object_size, open_large_object, raw_of
+from warehouse.names import OID_DIGITS, extension_of, oid_of
 from warehouse.objects import (
     database_connection,
     large_object_exists,
     unlink_large_object,
-    validate_loid,
 )
 
 if TYPE_CHECKING:
     from warehouse.models import StoredFile
 
 __all__ = ["DbFile", "DbFileIO", "DbFileStorage", "db_file_storage", "oid_of"]
-
-# The oid without leading zeros (one name per object), then what splitext() calls
-# the extension. Anything else is not a name this storage gave out.
-_NAME = re.compile(r"(?P<oid>[1-9][0-9]{0,9})(?P<ext>\.[^./\\\x00]*)?")
-# An oid has at most 10 digits; names must fit a FileField's max_length.
-_OID_DIGITS = 10
-_UNSAFE_IN_EXTENSION = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def oid_of(name: str) -> int:
-    """Return the oid a storage name refers to; ``FileNotFoundError`` for any other string."""
-    match = _NAME.fullmatch(name) if isinstance(name, str) else None
-    if match is None:
-        raise FileNotFoundError(f"{name!r} is not the name of a large object")
-    loid = int(match["oid"])
-    try:
-        return validate_loid(loid)
-    except ValueError:
-        raise FileNotFoundError(f"{name!r} is not the name of a large object") from None
-
-
-def extension_of(name: str) -> str:
-    """The extension to keep from an uploaded name, stripped of what a URL or shell would mind."""
-    ext = os.path.splitext(os.path.basename(name))[1]
-    ext = _UNSAFE_IN_EXTENSION.sub("", ext[1:])
-    return f".{ext}" if ext else ""
 
 
 class DbFile(File):
@@ -129,18 +105,20 @@ class DbFileStorage(Storage):
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """Return ``name``: the oid makes every saved name unique."""
         _require_str(name)
-        if max_length is not None and _OID_DIGITS + len(extension_of(name)) > max_length:
+        if max_length is not None and OID_DIGITS + len(extension_of(name)) > max_length:
             # Keep what fits of the extension rather than refuse the upload.
             head, ext = os.path.splitext(name)
-            return head + ext[: max(0, max_length - _OID_DIGITS)]
+            return head + ext[: max(0, max_length - OID_DIGITS)]
         return name
 
     def _save(self, name: str, content: File) -> str:
         _require_str(name)
         using = alias_for_writing()
-        # A failure part-way rolls the new object back with everything else.
+        # A failure part-way rolls the new object back with everything else; in
+        # a savepoint of its own, unless the whole row save fails with it.
         digest = registry.Digest(check_utf8=registry.is_text(name))
-        with transaction.atomic(using=using):
+        extension = extension_of(name)
+        with transaction.atomic(using=using, savepoint=not _saving_a_row.get()):
             with open_large_object(0, "wb", using=using) as destination:
                 for chunk in digest.passing(content.chunks(CHUNK_SIZE)):
                     destination.write(chunk)
@@ -151,8 +129,9 @@ class DbFileStorage(Storage):
                 content_type=getattr(content, "content_type", None),
                 digest=digest,
                 using=using,
+                extension=extension,
             )
-        return f"{loid}{extension_of(name)}"
+        return f"{loid}{extension}"
 
     def delete(self, name: str) -> None:
         """Unlink the object in the current transaction; a missing name is no error."""
@@ -209,19 +188,23 @@ class DbFileStorage(Storage):
         raise FileNotFoundError(f"No stored file named {name!r}")
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
-        """List every large object: names carry no directories."""
+        """List every large object by the name the storage gave it, which is what rows hold.
+
+        Names carry no directories. An object the storage did not make, or
+        made before the registry kept extensions, is listed by its bare oid.
+        """
         if path.strip("/.") != "":
             raise FileNotFoundError(f"{path!r}: large objects are not kept in directories")
         if registry.enabled():
             sql = (
-                f"SELECT m.oid, f.name FROM pg_largeobject_metadata m "
+                f"SELECT m.oid, f.extension FROM pg_largeobject_metadata m "
                 f"LEFT JOIN {registry.table()} f ON f.oid = m.oid ORDER BY m.oid"
             )
         else:
             sql = "SELECT oid, NULL FROM pg_largeobject_metadata ORDER BY oid"
         with connections[alias_for_reading()].cursor() as cursor:
             cursor.execute(sql)
-            return [], [f"{oid}{extension_of(name or '')}" for oid, name in cursor.fetchall()]
+            return [], [f"{oid}{extension or ''}" for oid, extension in cursor.fetchall()]
 
     @staticmethod
     def _query_one(sql: str, loid: int, using: str) -> tuple[Any, ...]:
@@ -256,6 +239,21 @@ class DbFileStorage(Storage):
                     "objects; 'manage.py warehouse_register' registers it."
                 )
         raise FileNotFoundError(f"No stored file named {name!r}")
+
+
+# Set while a model with a DbFileField saves (warehouse.fields): the save is one
+# transaction that fails as a whole, so a savepoint around the upload buys nothing.
+_saving_a_row: ContextVar[bool] = ContextVar("warehouse_saving_a_row", default=False)
+
+
+@contextmanager
+def saving_a_row() -> Iterator[None]:
+    """Within this block, an upload shares the failure of the row save around it."""
+    token = _saving_a_row.set(True)
+    try:
+        yield
+    finally:
+        _saving_a_row.reset(token)
 
 
 def _require_str(name: object) -> None:

@@ -218,6 +218,11 @@ def note_written(connection: BaseDatabaseWrapper, loid: int) -> None:
     written[connection.alias] = (connection, current, oids)
 
 
+def written_in_callers_transaction(loid: int) -> bool:
+    """Whether ``loid`` was made or changed in a transaction of the caller's still open."""
+    return _written_on(loid) is not None
+
+
 def _written_on(loid: int) -> BaseDatabaseWrapper | None:
     """The caller's connection whose open transaction changed ``loid``, if any."""
     for alias, (connection, seen, oids) in _written_here().items():

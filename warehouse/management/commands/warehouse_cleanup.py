@@ -15,7 +15,7 @@ from warehouse import references, registry
 from warehouse.conf import alias_for_writing
 from warehouse.connections import kept_open
 from warehouse.io import large_object_size
-from warehouse.objects import database_connection, large_object_exists, unlink_large_object
+from warehouse.objects import database_connection, large_object_exists
 from warehouse.progress import Progress, positive_int
 
 # Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
@@ -51,7 +51,9 @@ class Command(BaseCommand):
         "row may be about to be saved); unregistered ones are deleted only with "
         "--include-unregistered, since nothing tells their age. Exit status: 0 done, "
         f"{EXIT_WOULD_DELETE} a dry run found objects to delete, {EXIT_ERRORS} some could "
-        "not be deleted, or deleting was refused because some oid column is unreadable."
+        "not be deleted, or deleting was refused because some reference source (a table "
+        "missing here, a model routed elsewhere, an unreadable column, an app migrated "
+        "here but not installed) cannot be seen."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -77,7 +79,7 @@ class Command(BaseCommand):
     @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
     def handle(self, *args: Any, **options: Any) -> None:
         using = alias_for_writing()
-        self.check_oid_columns(using, deleting=options["delete"])
+        self.check_sources(using, deleting=options["delete"])
         found = self.survey(using, timedelta(hours=options["grace_hours"]))
         doomed = found["orphaned"].oids + (
             found["unregistered"].oids if options["include_unregistered"] else []
@@ -96,18 +98,19 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} objects could not be deleted", returncode=EXIT_ERRORS)
 
-    def check_oid_columns(self, using: str, *, deleting: bool) -> None:
-        """Refuse to delete when some oid column is unreadable; a dry run only warns."""
-        unreadable = references.unreadable_oid_columns(using)
-        if not unreadable:
+    def check_sources(self, using: str, *, deleting: bool) -> None:
+        """Refuse to delete while some reference source cannot be seen; a dry run only warns."""
+        blind = references.blind_sources(using)
+        if not blind:
             return
         problem = (
-            f"this role cannot read the oid/lo columns {', '.join(unreadable)}: an object "
-            "referenced only there looks orphaned"
+            "these reference sources cannot be seen from database "
+            f"{using!r}, so an object referenced only there looks orphaned: " + "; ".join(blind)
         )
         if deleting:
             raise CommandError(
-                f"{problem}. Grant SELECT on them, or run as a role that can read them.",
+                f"refusing to delete: {problem}. Make them visible (grant SELECT, route the "
+                "model here, migrate or install the app) and run again.",
                 returncode=EXIT_ERRORS,
             )
         self.stderr.write(f"warning: {problem}")
@@ -175,24 +178,9 @@ class Command(BaseCommand):
         return deleted, failed
 
     def delete_batch(self, batch: list[int], using: str) -> int:
-        with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            # A save adding a reference holds its row FOR SHARE: skip it rather than wait.
-            cursor.execute(
-                f"SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[]) "
-                f"FOR UPDATE SKIP LOCKED",
-                [batch],
-            )
-            locked = {loid for (loid,) in cursor.fetchall()}
-            cursor.execute(
-                f"SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[])", [batch]
-            )
-            busy = {loid for (loid,) in cursor.fetchall()} - locked
-            # References made since the survey (committed meanwhile) save the object.
-            unlinkable = set(batch) - busy - references.referenced_among(batch, using)
-            cursor.execute(
-                f"DELETE FROM {registry.table()} WHERE oid = ANY(%s::oid[])", [list(unlinkable)]
-            )
-            return sum(unlink_large_object(loid, using=using) for loid in unlinkable)
+        # Checked again, and locked: what a save holds now is skipped rather than waited for.
+        with transaction.atomic(using=using):
+            return len(references.unlink_unreferenced(batch, using, wait=False).unlinked)
 
     def forget_stale_rows(self, using: str) -> int:
         """Remove registry rows whose object is gone (unlinked behind the storage's back)."""

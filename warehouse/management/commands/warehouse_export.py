@@ -103,13 +103,12 @@ class Command(FieldTransferCommand):
         return NOT_AN_OID_PREFIX + candidate
 
     def _unlink(self, loid: int, name: str) -> None:
-        # Locked before looking, as DbFileField does: a save adding a reference waits for us.
-        registry.lock(loid, self.using, share=False)
         # This row points at the target now, but another row may still hold the object.
-        if loid in references.referenced_among([loid], self.using):
+        verdict = references.unlink_unreferenced([loid], self.using)
+        if verdict.blind:
+            self.note(f"kept large object {name}: cannot see {'; '.join(verdict.blind)}")
+        elif loid in verdict.kept:
             self.note(f"kept large object {name}: something else still references it")
-            return
-        self.db_storage.delete(name)
 
     def _discard(self, pk: Any, saved: str) -> None:
         """Delete a file written to the target for a row update that did not commit."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import CommandParser
-from django.db import transaction
+from django.db import DatabaseError, models, transaction
 
 from warehouse.transfer import FieldTransferCommand, is_imported, other_storage
 
@@ -75,14 +76,36 @@ class Command(FieldTransferCommand):
         return size
 
     def _delete_source(self, name: str) -> None:
-        attname = self.field.attname
-        if self.model._base_manager.using(self.using).filter(**{attname: name}).exists():
-            # Another row holds the same file and still needs it for its own import.
+        holders = self._fields_naming(name)
+        if holders:
+            # Another row still needs the file, for its own import or for good.
             if self.verbosity >= 2:
-                self.note(f"kept {name} in the source: another row still points at it")
+                self.note(f"kept {name} in the source: {', '.join(holders)} still names it")
             return
         try:
             self.source.delete(name)
         except OSError as exc:
             # The row is imported all the same; only the old copy is left behind.
             self.note(f"imported {name}, but could not delete it from the source: {exc}")
+
+    def _fields_naming(self, name: str) -> list[str]:
+        """Every file field of every installed model that holds ``name``, or cannot be read.
+
+        Not only this field: a source file can be named by another field, of
+        another model, that has not been imported yet. A table that is not
+        on this database counts as naming it, since it cannot be asked.
+        """
+        holders = []
+        for model in apps.get_models():
+            for field in model._meta.local_concrete_fields:
+                if not isinstance(field, models.FileField) or model._meta.proxy:
+                    continue
+                rows = model._base_manager.using(self.using).filter(**{field.attname: name})
+                try:
+                    with transaction.atomic(using=self.using):
+                        held = rows.exists()
+                except DatabaseError:
+                    held = True
+                if held:
+                    holders.append(f"{model._meta.label}.{field.name}")
+        return holders
