@@ -24,6 +24,11 @@ install: $(BIN)/.installed ## create .venv and install warehouse with its test a
 test: $(BIN)/.installed ## run the whole suite on a real PostgreSQL (embedded unless DATABASE_URL is set)
 	PYTHONDEVMODE=1 $(BIN)/python -W error::ResourceWarning -m pytest $(PYTEST_ARGS)
 
+.PHONY: stress
+stress: $(BIN)/.installed ## 16 threads x 2,000 mixed file operations, in autocommit and in atomic (at most 10 min each)
+	WAREHOUSE_STRESS_THREADS=16 WAREHOUSE_STRESS_OPERATIONS=2000 WAREHOUSE_STRESS_SECONDS=600 \
+		$(BIN)/python -m pytest -p no:randomly -s tests/test_stress.py
+
 .PHONY: lint
 lint: $(BIN)/.installed ## ruff
 	$(BIN)/ruff check warehouse tests testproject benchmarks

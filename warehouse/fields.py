@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+import zlib
 from typing import Any, NamedTuple
 
 from django.db import connections, models, router, transaction
@@ -110,6 +111,7 @@ class LockedRows(NamedTuple):
 
     names: dict[Any, dict[str, str | None]]  # by primary key, then by attname
     catalog: references.Catalog | None  # read in the same statement, for the unlink
+    registry_locked: set[int]  # the registry rows the statement could see, and locked
 
 
 class _Deletion:
@@ -192,7 +194,7 @@ class Lifecycle:
                 replaced.append(previous)
             _loaded(instance)[field.attname] = current
         if replaced:
-            _unlink_unreferenced(replaced, locked.catalog)
+            _unlink_unreferenced(replaced, locked)
 
     # -- deleting -------------------------------------------------------------------
 
@@ -220,7 +222,7 @@ class Lifecycle:
         locked = instance.__dict__.pop(_LOCKED, None)
         if locked is not None:
             names = locked.names.get(instance.pk)  # None: gone already, its files dealt with
-            _unlink_unreferenced(list((names or {}).values()), locked.catalog)
+            _unlink_unreferenced(list((names or {}).values()), locked)
         deletion = self._deletions.get(origin) if origin is not None else None
         if deletion is not None and not deletion.unlinked:
             # Every row of this model that the delete() removes is gone by the first
@@ -228,7 +230,7 @@ class Lifecycle:
             deletion.unlinked = True
             rows = deletion.locked.names
             names = [name for pk in deletion.deleting for name in rows[pk].values()]
-            _unlink_unreferenced(names, deletion.locked.catalog)
+            _unlink_unreferenced(names, deletion.locked)
 
     # -- rows, under lock -------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class Lifecycle:
         they hold now, not what an instance loaded.
         """
         if pk is None and rows is None:
-            return LockedRows({}, None)
+            return LockedRows({}, None, set())
         connection = connections[using]
         quote = connection.ops.quote_name
         meta = self.model._meta
@@ -273,7 +275,16 @@ class Lifecycle:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            rows_found, _, catalog_found = cursor.fetchone()
+            rows_found, registry_locked, catalog_found = cursor.fetchone()
+            if pk is not None and not rows_found:
+                # Gone, or deleted by a transaction this one waited for, which hides a
+                # row inserted anew under the same key (a stale instance's save()
+                # inserts when its update finds nothing): that row would be written
+                # over unseen. Whoever finds no row queues here, and looks again.
+                key = [zlib.crc32(part.encode()) - 2**31 for part in (meta.db_table, str(pk))]
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+                cursor.execute(sql, params)
+                rows_found, registry_locked, catalog_found = cursor.fetchone()
         names = {
             meta.pk.to_python(row[0]): {
                 field.attname: value or None
@@ -281,9 +292,8 @@ class Lifecycle:
             }
             for row in rows_found or ()
         }
-        return LockedRows(
-            names, references.Catalog.from_json(catalog_found, using) if together else None
-        )
+        catalog = references.Catalog.from_json(catalog_found, using) if together else None
+        return LockedRows(names, catalog, set(registry_locked or ()))
 
 
 _lifecycles: dict[type[models.Model], Lifecycle] = {}
@@ -330,15 +340,16 @@ def _remembering_after_refresh(refresh_from_db: Any) -> Any:
     return refresh_from_db_remembering
 
 
-def _unlink_unreferenced(names: list[str | None], catalog: references.Catalog | None) -> None:
+def _unlink_unreferenced(names: list[str | None], locked: LockedRows) -> None:
     oids = []
     for name in filter(None, names):
         try:
             oids.append(oid_of(name))
         except FileNotFoundError:
             continue  # not a name of this storage: nothing of ours to unlink
-    # With a catalog, the row's lock took the registry rows of every name it held.
-    references.unlink_unreferenced(oids, alias_for_writing(), catalog=catalog)
+    references.unlink_unreferenced(
+        oids, alias_for_writing(), catalog=locked.catalog, locked=locked.registry_locked
+    )
 
 
 def _hold_against_unlink(name: str) -> None:
@@ -354,9 +365,7 @@ def _hold_against_unlink(name: str) -> None:
     if transactions.written_in_callers_transaction(loid):
         return
     using = alias_for_writing()
-    if not registry.lock(loid, using, share=True) and not large_object_exists(
-        database_connection(using), loid
-    ):
+    if not registry.lock(loid, using) and not large_object_exists(database_connection(using), loid):
         # Unlinked by a transaction that committed while this one waited for its lock.
         raise FileNotFoundError(f"The stored file {name!r} was deleted; it cannot be referenced.")
 

@@ -98,6 +98,7 @@ class DbFileIO(io.RawIOBase):
             self._seat = transactions.for_writing(using)
         else:
             self._seat, _ = transactions.for_reading(loid, using)
+        self._loid = loid  # what errors while opening name; a new object's comes next
         try:
             self._lobject = self._open(loid, letter, writable)
             self._seat.pin()

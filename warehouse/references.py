@@ -211,16 +211,23 @@ def field_names(model: type[models.Model], field: models.FileField, using: str) 
 
 
 def unlink_unreferenced(
-    oids: Iterable[int], using: str, *, catalog: Catalog | None = None, wait: bool = True
+    oids: Iterable[int],
+    using: str,
+    *,
+    catalog: Catalog | None = None,
+    locked: Iterable[int] = (),
+    wait: bool = True,
 ) -> Verdict:
     """Unlink those of ``oids`` that nothing references, in the caller's transaction.
 
     Registry rows are locked first: a save adding a reference holds its row
     shared until it commits, so one of the two waits, and the check, which
     starts after the lock is granted, sees what the other committed. A
-    caller that locked the rows itself, reading :func:`catalog_sql` in that
-    statement, passes the ``catalog``. Without ``wait``, an object whose row
-    is busy is kept. Anything the catalog says cannot be seen keeps all.
+    caller that locked rows itself, reading :func:`catalog_sql` in that
+    statement, passes the ``catalog`` and the oids it ``locked``; the others
+    are locked here (a row inserted after that statement began was invisible
+    to it). Without ``wait``, an object whose row is busy is kept. Anything
+    the catalog says cannot be seen keeps all.
     """
     wanted = sorted({int(oid) for oid in oids})
     if not wanted:
@@ -229,6 +236,8 @@ def unlink_unreferenced(
         busy: set[int] = set()
         if catalog is None:
             busy, catalog = _lock_and_read_catalog(wanted, using, wait=wait)
+        elif unlocked := sorted(set(wanted) - set(locked)):
+            busy = _lock_and_read_catalog(unlocked, using, wait=wait, catalog=False)[0]
         if catalog.blind:
             return Verdict(set(), set(wanted), catalog.blind)
         unlinkable = _check_and_forget([oid for oid in wanted if oid not in busy], catalog, using)
@@ -251,10 +260,10 @@ def same_database(alias: str, other: str) -> bool:
 
 
 def _lock_and_read_catalog(
-    oids: list[int], using: str, *, wait: bool = True
-) -> tuple[set[int], Catalog]:
+    oids: list[int], using: str, *, wait: bool = True, catalog: bool = True
+) -> tuple[set[int], Catalog | None]:
     """Lock the registry rows of ``oids`` in oid order; return the busy ones and the catalog."""
-    catalog, params = catalog_sql(using)
+    catalog, params = catalog_sql(using) if catalog else ("NULL", [])
     if registry.enabled() and oids:  # FOR UPDATE needs the UPDATE privilege, even for none
         skip = "" if wait else " SKIP LOCKED"
         locked = (
@@ -268,7 +277,8 @@ def _lock_and_read_catalog(
     with connections[using].cursor() as cursor:
         cursor.execute(f"SELECT {locked}, {registered}, {catalog}", params)
         locked_oids, registered_oids, found = cursor.fetchone()
-    return set(registered_oids) - set(locked_oids), Catalog.from_json(found, using)
+    busy = set(registered_oids) - set(locked_oids)
+    return busy, (Catalog.from_json(found, using) if found is not None else None)
 
 
 def _check_and_forget(oids: list[int], catalog: Catalog, using: str) -> set[int]:

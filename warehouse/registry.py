@@ -243,17 +243,19 @@ def lookup(loid: int, using: str) -> StoredFile | None:
     return _model().objects.using(using).filter(oid=loid).first()
 
 
-def lock(loid: int, using: str, *, share: bool) -> bool:
-    """Lock an object's row until the transaction ends: shared to add a reference, else to unlink.
+def lock(loid: int, using: str) -> bool:
+    """Lock an object's row until the transaction ends, to add a reference to the object.
 
-    A save that adds a reference holds a shared lock; an unlink takes the
-    exclusive one before checking for references. Whichever comes second
-    waits, then sees what the first did. Unregistered objects have no row
-    and so no lock. Returns whether there was a row to lock.
+    An unlink locks the row too before checking for references
+    (:mod:`warehouse.references`): whichever comes second waits, then sees
+    what the first did. Exclusive, not shared: a transaction that adds a
+    reference and then drops one (a copy deleted again) must not wait for
+    another doing the same, each holding the row the other needs.
+    Unregistered objects have no row and so no lock. Returns whether there
+    was a row to lock.
     """
     if not enabled():
         return False
     with connections[using].cursor() as cursor:
-        mode = "SHARE" if share else "UPDATE"
-        cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR {mode}", [loid])
+        cursor.execute(f"SELECT FROM {table()} WHERE oid = %s FOR UPDATE", [loid])
         return cursor.rowcount > 0
