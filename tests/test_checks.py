@@ -15,6 +15,7 @@ from django.db.utils import ConnectionHandler
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from tests.models import Document, Invoice
 from warehouse import checks
 
 
@@ -266,3 +267,50 @@ def test_aliases_that_log_in_alike_are_not_queried():
     ):
         assert checks.check_large_object_privileges(databases=["default", "replica"]) == []
     assert len(on_default) == len(on_replica) == 0
+
+
+# -- file fields --------------------------------------------------------------------------
+
+
+class RouteDocumentsElsewhere:
+    def db_for_write(self, model, **hints):
+        return "read_alias" if model is Document else None
+
+
+def field_check_ids(model, name: str, databases=None) -> list[str]:
+    return [message.id for message in model._meta.get_field(name).check(databases=databases)]
+
+
+@pytest.mark.django_db
+def test_an_indexed_file_field_of_a_model_on_the_write_database_passes():
+    assert field_check_ids(Document, "file", databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_a_file_field_without_an_index_for_name_prefixes_is_w012_with_the_fix():
+    (message,) = Invoice._meta.get_field("data").check(databases=["default"])
+    assert message.id == "warehouse.W012"
+    assert "db_index=True" in message.hint
+    assert 'CREATE INDEX ON "tests_invoice" ("data" varchar_pattern_ops);' in message.hint
+
+
+@pytest.mark.django_db
+def test_the_index_check_touches_no_database_unless_given_one(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert field_check_ids(Invoice, "data") == []
+
+
+@pytest.mark.django_db
+@override_settings(DATABASE_ROUTERS=[RouteDocumentsElsewhere()])
+def test_a_model_routed_away_from_the_write_database_is_w011():
+    assert field_check_ids(Document, "file") == ["warehouse.W011"]
+
+
+@pytest.mark.django_db
+def test_a_plain_file_field_on_the_storage_is_checked_too():
+    with override_settings(DATABASE_ROUTERS=[RouteDocumentsElsewhere()]):
+        ids = [message.id for message in checks.check_file_fields()]
+    assert ids == []  # Document's fields are DbFileFields, which check themselves
+    with override_settings(WAREHOUSE_DB_FOR_WRITE="read_alias"):
+        messages = checks.check_file_fields()
+    assert [(m.id, m.obj.name) for m in messages] == [("warehouse.W011", "or_just_so")]

@@ -271,7 +271,8 @@ def check_file_field(
                 )
             )
         elif _may_use(databases, routed) and not _serves_prefix_lookups(model, field, routed):
-            table, column = model._meta.db_table, field.column
+            quote = connections[routed].ops.quote_name
+            table, column = quote(model._meta.db_table), quote(field.column)
             errors.append(
                 Warning(
                     f"{label} has no index that finds names by their prefix: every unlink "

@@ -253,10 +253,15 @@ def blind_sources(using: str) -> list[str]:
 
 
 def same_database(alias: str, other: str) -> bool:
-    """Whether two aliases reach the same database (a test mirror, say)."""
-    keys = ("NAME", "HOST", "PORT")
+    """Whether two aliases reach the same database (as another role, or as a test mirror)."""
     first, second = connections[alias].settings_dict, connections[other].settings_dict
-    return alias == other or all(first.get(key) == second.get(key) for key in keys)
+    mirrors = {first.get("TEST", {}).get("MIRROR"), second.get("TEST", {}).get("MIRROR")}
+    keys = ("NAME", "HOST", "PORT")
+    return (
+        alias == other
+        or bool({alias, other} & mirrors)
+        or all(first.get(key) == second.get(key) for key in keys)
+    )
 
 
 def _lock_and_read_catalog(

@@ -1,0 +1,10 @@
+from django.db import models
+
+from warehouse.fields import DbFileField
+
+
+class Scan(models.Model):
+    file = DbFileField(db_index=True)
+
+    class Meta:
+        app_label = "appless"
