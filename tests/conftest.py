@@ -7,10 +7,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.db import connection, connections, transaction
+from django.apps import apps
+from django.db import connection, connections, models, transaction
 from django.db.backends.signals import connection_created
 
 from warehouse import connections as own_connections
+
+# A table made by hand, as a legacy schema or another tool would have it.
+LEGACY = "warehouse_test_legacy_scan"
 
 
 class SimulatedError(Exception):
@@ -207,3 +211,24 @@ def open_transaction_in_another_thread(
     finally:
         release.set()
         other.join()
+
+
+@pytest.fixture
+def make_model():
+    """Declare a model with a file field for one test; forget it afterwards."""
+    made = []
+
+    def make(db_table: str) -> type[models.Model]:
+        from warehouse.fields import DbFileField
+
+        meta = type("Meta", (), {"app_label": "tests", "db_table": db_table, "managed": False})
+        name = "".join(part.title() for part in db_table.replace('"', "").split("_"))
+        attrs = {"__module__": "tests.models", "Meta": meta, "scan": DbFileField(auto_delete=False)}
+        model = type(name, (models.Model,), attrs)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        del apps.all_models["tests"][model._meta.model_name]
+    apps.clear_cache()

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from tests.conftest import (
+    LEGACY,
     large_object_oids,
     open_transaction_in_another_thread,
     role_that_may_not_read,
@@ -227,4 +228,29 @@ def test_delete_refuses_while_an_oid_column_is_unreadable_and_unlinks_nothing():
         status, _, err = cleanup("--delete", "--grace-hours", "0")
     assert status == 2
     assert "public.warehouse_test_secret.blob" in err
+    assert loid in large_object_oids()
+
+
+def test_delete_refuses_while_a_file_table_is_in_a_schema_off_the_search_path(make_model):
+    loid = orphan()
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE SCHEMA warehouse_test_tenant")
+        cursor.execute(f"CREATE TABLE warehouse_test_tenant.{LEGACY} (id serial, scan text)")
+    make_model(LEGACY)
+    status, _, err = cleanup("--delete", "--grace-hours", "0")
+    assert status == 2
+    assert "refusing to delete" in err
+    assert "tests.WarehouseTestLegacyScan.scan: missing on this database" in err
+    assert loid in large_object_oids()
+
+
+def test_delete_refuses_while_an_app_migrated_here_is_not_installed():
+    loid = orphan()
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES ('retired', '0001', now())"
+        )
+    status, _, err = cleanup("--delete", "--grace-hours", "0")
+    assert status == 2
+    assert "app 'retired': migrated on this database but not in INSTALLED_APPS" in err
     assert loid in large_object_oids()

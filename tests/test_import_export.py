@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from tests.conftest import large_object_content, large_object_oids
+from tests.conftest import large_object_content, large_object_oids, role_that_may_not_read
 from tests.factories import ContractFactory, InvoiceFactory
-from tests.models import Contract
+from tests.models import Contract, Document
 from warehouse import registry
 from warehouse.io import CHUNK_SIZE
 from warehouse.storage import db_file_storage, extension_of, oid_of
@@ -271,6 +271,18 @@ def test_delete_source_keeps_a_file_until_the_last_row_holding_it_is_imported(so
     assert not (source / "report.pdf").exists()
 
 
+def test_delete_source_keeps_a_file_another_field_still_names(source):
+    Document.objects.create(title="not imported yet")
+    Document.objects.update(attachment="report.pdf")  # as a legacy storage named it
+    result = import_from(source, "--delete-source", "-v", "2")
+    assert result.returncode == 0
+    assert (source / "report.pdf").exists()
+    assert (
+        "kept report.pdf in the source: tests.Document.attachment still names it" in result.stderr
+    )
+    assert not (source / "note.txt").exists()
+
+
 @concurrently
 def test_a_row_changed_during_import_keeps_the_other_writers_name(contested):
     result = import_contested()
@@ -517,6 +529,36 @@ def test_export_with_unlink_keeps_an_object_another_model_still_references(impor
     invoice = InvoiceFactory(data=imported["report.pdf"])
     export_to(tmp_path / "target", "--unlink")
     assert oid_of(invoice.data.name) in large_object_oids()
+
+
+@pytest.fixture
+def unreadable_oid_column():
+    """A table with an oid column, committed, dropped afterwards."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE TABLE warehouse_test_secret (blob oid)")
+    yield "warehouse_test_secret"
+    with connections["default"].cursor() as cursor:
+        cursor.execute("DROP TABLE warehouse_test_secret")
+
+
+def test_export_with_unlink_keeps_every_object_while_an_oid_column_is_unreadable(
+    imported, tmp_path, unreadable_oid_column
+):
+    oids = {oid_of(name) for name in imported.values()}
+    with role_that_may_not_read(unreadable_oid_column), connections["default"].cursor() as cursor:
+        # A role that may do all an export does, and owns the objects: only it cannot see.
+        cursor.execute("SELECT current_user")
+        (role,) = cursor.fetchone()
+        cursor.execute("RESET ROLE")
+        cursor.execute(f"GRANT UPDATE ON tests_contract TO {role}")
+        cursor.execute(f"GRANT UPDATE, DELETE ON warehouse_storedfile TO {role}")
+        for loid in oids:
+            cursor.execute(f"ALTER LARGE OBJECT {loid} OWNER TO {role}")
+        cursor.execute(f"SET ROLE {role}")
+        result = export_to(tmp_path / "target", "--unlink")
+        assert oids <= large_object_oids()
+    assert result.returncode == 0
+    assert "public.warehouse_test_secret.blob: not readable by this role" in result.stderr
 
 
 def test_a_dry_run_export_writes_no_files_and_leaves_the_rows_alone(imported, tmp_path):

@@ -1,16 +1,14 @@
 """references decides whether an object may be unlinked, and keeps it when in doubt."""
 
 import pytest
-from django.apps import apps
 from django.core.files.base import ContentFile
-from django.db import connection, models
+from django.db import connection
 from django.test import override_settings
 
-from tests.conftest import large_object_oids, role_that_may_not_read
+from tests.conftest import LEGACY, large_object_oids, role_that_may_not_read
 from tests.factories import DocumentFactory
 from tests.models import Document, LegacyBlob
 from warehouse import references
-from warehouse.fields import DbFileField
 from warehouse.names import oid_in_sql
 from warehouse.storage import db_file_storage, oid_of
 
@@ -18,27 +16,6 @@ pytestmark = pytest.mark.django_db
 
 # Never a table of the test database.
 ELSEWHERE = "warehouse_test_archived_scan"
-# A table made by hand, as a legacy schema or another tool would have it.
-LEGACY = "warehouse_test_legacy_scan"
-
-
-@pytest.fixture
-def make_model():
-    """Declare a model with a file field for one test; forget it afterwards."""
-    made = []
-
-    def make(db_table: str) -> type[models.Model]:
-        meta = type("Meta", (), {"app_label": "tests", "db_table": db_table, "managed": False})
-        name = "".join(part.title() for part in db_table.replace('"', "").split("_"))
-        attrs = {"__module__": __name__, "Meta": meta, "scan": DbFileField(auto_delete=False)}
-        model = type(name, (models.Model,), attrs)
-        made.append(model)
-        return model
-
-    yield make
-    for model in made:
-        del apps.all_models["tests"][model._meta.model_name]
-    apps.clear_cache()
 
 
 @pytest.fixture
@@ -57,10 +34,10 @@ def other_sessions_temporary_oid_table(db):
 
 
 class RouteScansElsewhere:
-    """A router that keeps the models of this module in another database."""
+    """A router that keeps the model over ELSEWHERE in another database."""
 
     def db_for_write(self, model, **hints):
-        return "read_alias" if model.__module__ == __name__ else None
+        return "read_alias" if model._meta.db_table == ELSEWHERE else None
 
 
 def stored(content: bytes = b"content") -> int:

@@ -8,3 +8,6 @@ class Scan(models.Model):
 
     class Meta:
         app_label = "appless"
+
+    def __str__(self) -> str:
+        return self.file.name

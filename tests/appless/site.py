@@ -12,8 +12,8 @@ import django
 from django.conf import settings
 
 
-class RolledBack(Exception):
-    pass
+class RollbackError(Exception):
+    """Raised to roll back all the site did."""
 
 
 def main(database: dict) -> None:
@@ -47,8 +47,8 @@ def main(database: dict) -> None:
             print("replaced:", not storage.exists(old) and storage.exists(scan.file.name))
             scan.delete()
             print("deleted:", not storage.exists(scan.file.name))
-            raise RolledBack
-    except RolledBack:
+            raise RollbackError
+    except RollbackError:
         pass
 
 
