@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from tests.conftest import SimulatedError, large_object_content, large_object_oids
 from tests.factories import UploadFactory
+from tests.models import Document
 from warehouse.storage import DbFile, DbFileIO, DbFileStorage, db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
@@ -225,6 +226,13 @@ def test_listdir_lists_a_saved_file_by_its_name():
     directories, files = db_file_storage.listdir("")
     assert directories == []
     assert name in files
+
+
+def test_listdir_lists_the_name_a_row_holds_not_one_rebuilt_from_the_upload():
+    # The field cleans the name ("x.tar gz" becomes "x.tar_gz") before the storage sees it.
+    document = Document.objects.create(file=ContentFile(b"archive", name="x.tar gz"))
+    assert document.file.name.endswith(".tar_gz")
+    assert document.file.name in db_file_storage.listdir("")[1]
 
 
 def test_listdir_lists_an_unregistered_object_by_its_oid(make_object):
