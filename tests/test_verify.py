@@ -10,7 +10,7 @@ from django.db import connections
 
 from tests.conftest import role_that_may_not_read
 from tests.factories import ContractFactory
-from tests.models import Contract
+from tests.models import Contract, LegacyBlob
 from warehouse.storage import db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def test_a_clean_database_verifies_with_exit_0_and_a_summary():
     assert status == 0
     assert out.splitlines() == [
         "verified 2 files (12 bytes): 0 dangling, 0 mismatched, 0 malformed, "
-        "0 unregistered, 0 unreadable"
+        "0 unregistered, 0 unreadable, 0 unreferenced"
     ]
 
 
@@ -114,7 +114,7 @@ def test_an_unregistered_object_is_counted_and_is_no_error(make_object):
     assert status == 0
     assert out.splitlines() == [
         "verified 1 files (16 bytes): 0 dangling, 0 mismatched, 0 malformed, "
-        "1 unregistered, 0 unreadable"
+        "1 unregistered, 0 unreadable, 0 unreferenced"
     ]
 
 
@@ -200,3 +200,24 @@ def test_an_object_the_role_may_not_read_is_reported_not_a_crash():
     assert status == 1
     assert f"unreadable: {contract.document.name} " in out
     assert "1 unreadable" in out
+
+
+def test_a_registered_object_nothing_references_is_reported_once_past_the_grace_period():
+    name = db_file_storage.save("leaked.pdf", ContentFile(b"leaked"))
+    assert verify()[0] == 0  # within the grace period: its row may be about to be saved
+    status, out, _ = verify("--grace-hours", "0")
+    assert status == 1
+    assert f"unreferenced: large object {oid_of(name)} (6 bytes, registered " in out
+    assert "1 unreferenced" in out
+
+
+def test_an_unregistered_object_nothing_references_is_reported(make_object):
+    loid = make_object(b"made by hand")
+    status, out, _ = verify()
+    assert status == 1
+    assert f"unreferenced: large object {loid} (unregistered; nothing references it)" in out
+
+
+def test_an_object_an_oid_column_references_is_not_reported(make_object):
+    LegacyBlob.objects.create(loid=make_object(b"legacy"))
+    assert verify("--grace-hours", "0")[0] == 0

@@ -40,6 +40,7 @@ __all__ = [
     "blind_sources",
     "catalog_sql",
     "file_fields",
+    "large_objects",
     "referenced_oids",
     "unlink_unreferenced",
 ]
@@ -49,6 +50,9 @@ __all__ = [
 # makes) turns into index lookups; LIKE ANY(array) never uses an index. Larger
 # sets (the cleanup's batches) take the oid out of each name once: one scan for all.
 INDEXABLE_OIDS = 8  # oids
+# An unreferenced object younger than this may be about to be referenced: an upload
+# whose row is still being saved. The cleanup keeps it; the verification lets it be.
+DEFAULT_GRACE_HOURS = 24.0
 
 
 class Verdict(NamedTuple):
@@ -358,6 +362,20 @@ def _has_migrations_table(using: str) -> bool:
 
 
 # -- for the cleanup's survey ---------------------------------------------------------------
+
+
+def large_objects(using: str) -> list[tuple[int, bool, int | None, Any]]:
+    """(oid, registered, size, created) of every large object, from the catalog."""
+    if not registry.enabled():
+        sql = "SELECT oid, false, NULL, NULL FROM pg_largeobject_metadata"
+    else:
+        sql = (
+            f"SELECT m.oid, f.oid IS NOT NULL, f.size, f.created "
+            f"FROM pg_largeobject_metadata m LEFT JOIN {registry.table()} f ON f.oid = m.oid"
+        )
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql + " ORDER BY 1")
+        return cursor.fetchall()
 
 
 def referenced_oids(using: str) -> set[int]:

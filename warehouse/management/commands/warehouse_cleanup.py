@@ -21,7 +21,6 @@ from warehouse.progress import Progress, positive_int
 # Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
 # default lock table (max_locks_per_transaction = 64), 5,000 fit.
 DEFAULT_BATCH_SIZE = 1000  # objects
-DEFAULT_GRACE_HOURS = 24.0
 
 EXIT_WOULD_DELETE = 1
 EXIT_ERRORS = 2
@@ -61,8 +60,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--grace-hours",
             type=float,
-            default=DEFAULT_GRACE_HOURS,
-            help=f"Keep registered objects younger than this (default {DEFAULT_GRACE_HOURS}).",
+            default=references.DEFAULT_GRACE_HOURS,
+            help="Keep registered objects younger than this "
+            f"(default {references.DEFAULT_GRACE_HOURS}).",
         )
         parser.add_argument(
             "--include-unregistered",
@@ -142,12 +142,7 @@ class Command(BaseCommand):
 
     def large_objects(self, using: str) -> list[tuple[int, bool, int | None, Any]]:
         """(oid, registered, size, created) of every large object, from the catalog."""
-        with connections[using].cursor() as cursor:
-            cursor.execute(
-                f"SELECT m.oid, f.oid IS NOT NULL, f.size, f.created "
-                f"FROM pg_largeobject_metadata m LEFT JOIN {registry.table()} f ON f.oid = m.oid"
-            )
-            return cursor.fetchall()
+        return references.large_objects(using)
 
     def report(self, found: dict[str, Tally]) -> None:
         self.stdout.write(

@@ -9,10 +9,12 @@ registry row. One line per problem goes to stdout, progress to stderr.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, models
+from django.utils import timezone
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_reading
@@ -37,10 +39,19 @@ class Command(BaseCommand):
         "line per problem (dangling, mismatch, malformed) and a summary, and exits with "
         "status 1 if there was any. Objects that exist but have no registry row (made "
         "before the registry, or by DbFileIO) are counted as unregistered, which is not "
-        "an error."
+        "an error. Objects that nothing references (no file field's row, no oid column) "
+        "are reported as unreferenced, unless registered within the grace period: those "
+        "are the leaks warehouse_cleanup would delete."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--grace-hours",
+            type=float,
+            default=references.DEFAULT_GRACE_HOURS,
+            help="Report unreferenced registered objects only once older than this "
+            f"(default {references.DEFAULT_GRACE_HOURS}).",
+        )
         parser.add_argument(
             "--no-checksums",
             action="store_false",
@@ -57,12 +68,15 @@ class Command(BaseCommand):
         )
 
     @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
-    def handle(self, *args: Any, checksums: bool, batch_size: int, **options: Any) -> None:
+    def handle(
+        self, *args: Any, checksums: bool, batch_size: int, grace_hours: float, **options: Any
+    ) -> None:
         progress = Progress(self.stderr, every=batch_size, enabled=options["verbosity"] > 0)
         verification = Verification(
             alias_for_reading(),
             checksums=checksums,
             batch_size=batch_size,
+            grace=timedelta(hours=grace_hours),
             progress=progress,
             report=self.stdout.write,
         )
@@ -82,25 +96,34 @@ class Verification:
         *,
         checksums: bool,
         batch_size: int,
+        grace: timedelta = timedelta(hours=references.DEFAULT_GRACE_HOURS),
         progress: Progress,
         report: Callable[[str], Any],
     ) -> None:
         self.using, self.checksums, self.batch_size = using, checksums, batch_size
+        self.grace = grace
         self.progress, self.report = progress, report
         self.exists: dict[int, bool] = {}  # oid -> whether it is there: each object checked once
         self.dangling = self.mismatched = self.malformed = self.unregistered = self.unreadable = 0
+        self.unreferenced = 0
         self.bytes = 0
 
     @property
     def failed(self) -> bool:
-        return bool(self.dangling or self.mismatched or self.malformed or self.unreadable)
+        return bool(
+            self.dangling
+            or self.mismatched
+            or self.malformed
+            or self.unreadable
+            or self.unreferenced
+        )
 
     def summary(self) -> str:
         return (
             f"verified {self.progress.count} files ({self.bytes} bytes): "
             f"{self.dangling} dangling, {self.mismatched} mismatched, "
             f"{self.malformed} malformed, {self.unregistered} unregistered, "
-            f"{self.unreadable} unreadable"
+            f"{self.unreadable} unreadable, {self.unreferenced} unreferenced"
         )
 
     def run(self) -> None:
@@ -121,6 +144,7 @@ class Verification:
                     batch = []
             self._check_batch(model, field, batch)
         self._check_registry()
+        self._check_unreferenced()
 
     def _rows(
         self, model: type[models.Model], field: models.FileField
@@ -210,6 +234,25 @@ class Verification:
                 f"dangling: {StoredFile._meta.label} pk={loid} -> {loid} "
                 f"(no large object; uploaded as {uploaded_as!r})"
             )
+
+    def _check_unreferenced(self) -> None:
+        """Report the objects nothing references: leaked, unless young enough to be in use soon."""
+        blind = references.blind_sources(self.using)
+        if blind:
+            self._problem(f"unreferenced objects not looked for: cannot see {'; '.join(blind)}")
+            return
+        referenced = references.referenced_oids(self.using)
+        young_since = timezone.now() - self.grace
+        for loid, registered, size, created in references.large_objects(self.using):
+            if loid in referenced or (registered and created > young_since):
+                continue
+            self.unreferenced += 1
+            known = (
+                f"{size} bytes, registered {created:%Y-%m-%d %H:%M}"
+                if registered
+                else "unregistered"
+            )
+            self._problem(f"unreferenced: large object {loid} ({known}; nothing references it)")
 
 
 def _where(model: type[models.Model], field: models.FileField, pk: Any) -> str:
