@@ -46,11 +46,12 @@ matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10 and Djang
 	$(BIN)/nox $(NOX_ARGS)
 
 .PHONY: bench
-bench: $(BIN)/.installed ## measure memory and speed of the storage, the reading connection and serving
+bench: $(BIN)/.installed ## measure memory and speed of the storage, the reading connection, serving and the lifecycle
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/reading_connection.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/lifecycle.py
 
 .PHONY: clean
 clean: ## remove the virtualenv and the embedded databases
