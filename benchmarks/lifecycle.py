@@ -1,4 +1,4 @@
-"""What the file lifecycle costs: round trips and time to create, replace and delete, against a baseline.
+"""What the file lifecycle costs: round trips and time to create, replace, delete, vs a baseline.
 
 For this tree and for a baseline revision (by default the main before
 "References", checked out from git into a temporary directory), each in a
@@ -88,10 +88,10 @@ def measure(url: str, rows: int) -> dict[str, float]:
         return proxy.round_trips, time.perf_counter() - started
 
     results: dict[str, list[tuple[int, float]]] = {"create": [], "replace": [], "delete": []}
+    made: list[Document] = []
     for _ in range(5 + SINGLE_OPERATIONS):  # the first five warm caches and connections
-        made = []
         results["create"].append(timed(lambda: made.append(Document.objects.create(file=upload()))))
-        document = made[0]
+        document = made.pop()
 
         def replace(document=document) -> None:
             document.file = upload()
