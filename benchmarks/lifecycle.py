@@ -184,9 +184,10 @@ def report(measured: dict[str, list[dict[str, float]]], args: argparse.Namespace
             )
         else:
             ratios = [new / old for old, new in zip(baseline, this, strict=True)]
+            before, after = statistics.median(baseline) * 1e3, statistics.median(this) * 1e3
             print(
-                f"  {key:<32} {statistics.median(baseline) * 1e3:>8.2f} ms -> "
-                f"{statistics.median(this) * 1e3:.2f} ms = {statistics.median(ratios):.2f}x the time "
+                f"  {key:<32} {before:>8.2f} ms -> {after:.2f} ms = "
+                f"{statistics.median(ratios):.2f}x the time "
                 f"(per repetition: {', '.join(f'{ratio:.2f}' for ratio in ratios)})"
             )
 
