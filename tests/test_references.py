@@ -244,3 +244,13 @@ def test_replacing_a_file_keeps_the_old_one_while_a_source_cannot_be_seen(make_m
     document.file = ContentFile(b"new", name="new.pdf")
     document.save()
     assert old in large_object_oids()
+
+
+def test_the_storage_deletes_a_file_only_when_nothing_references_it():
+    document = DocumentFactory()
+    copy = Document.objects.create(file=document.file.name)
+    assert not db_file_storage.delete_unreferenced(document.file.name)
+    copy.delete()
+    Document.objects.filter(pk=document.pk).update(file="")
+    assert db_file_storage.delete_unreferenced(document.file.name)
+    assert large_object_oids() == set()

@@ -152,6 +152,21 @@ class DbFileStorage(Storage):
             if large_object_exists(database_connection(using), loid):
                 raise
 
+    def delete_unreferenced(self, name: str) -> bool:
+        """Unlink the object unless something still references it; return whether it went.
+
+        ``delete()`` unlinks whatever else names the object; this asks
+        :func:`warehouse.references.unlink_unreferenced` first, as the
+        ``DbFileField`` lifecycle does: what hand-written signals should call.
+        """
+        from warehouse.references import unlink_unreferenced
+
+        try:
+            loid = oid_of(name)
+        except FileNotFoundError:
+            return False
+        return loid in unlink_unreferenced([loid], alias_for_writing()).unlinked
+
     # -- reading --------------------------------------------------------------
 
     def _open(self, name: str, mode: str = "rb") -> DbFile:

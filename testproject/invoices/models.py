@@ -18,7 +18,7 @@ class Invoice(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     title = models.CharField(max_length=200, blank=True)
-    data = DbFileField(null=True, blank=True)
+    data = DbFileField(null=True, blank=True, db_index=True)
     # Served under /invoice/ instead of WAREHOUSE_BASE_URL; the signals below do not look
     # after it, exactly as in the README.
     or_just_so = models.FileField(storage=DbFileStorage("/invoice"), null=True, blank=True)
