@@ -220,3 +220,13 @@ def test_a_copy_saved_while_the_original_is_being_deleted_fails_rather_than_dang
     ):
         copy.save()
     assert not Document.objects.exists()
+
+
+def test_a_queryset_deleting_again_rows_made_anew_under_the_same_keys_unlinks_their_files():
+    document = DocumentFactory()
+    everything = Document.objects.all()
+    everything.delete()
+    again = Document.objects.create(pk=document.pk, file=ContentFile(b"again", name="again.pdf"))
+    everything.delete()
+    assert oid(again.file) not in large_object_oids()
+    assert large_object_oids() == set()

@@ -117,10 +117,10 @@ class LockedRows(NamedTuple):
 class _Deletion:
     """The rows one ``QuerySet.delete()`` locked at once, and which of them it deletes."""
 
-    def __init__(self, locked: LockedRows) -> None:
+    def __init__(self, locked: LockedRows, within: object) -> None:
         self.locked = locked
+        self.within = within  # the transaction holding the locks
         self.deleting: set[Any] = set()
-        self.unlinked = False
 
 
 class Lifecycle:
@@ -214,20 +214,22 @@ class Lifecycle:
             or origin.model._meta.concrete_model is not self.model
         ):
             return None
-        if origin not in self._deletions:
-            self._deletions[origin] = _Deletion(self._lock(None, origin, using, "UPDATE"))
-        return self._deletions[origin]
+        within = transactions.current_transaction(connections[using])
+        deletion = self._deletions.get(origin)
+        if deletion is None or deletion.within != within:  # new, or left by a failed delete()
+            deletion = _Deletion(self._lock(None, origin, using, "UPDATE"), within)
+            self._deletions[origin] = deletion
+        return deletion
 
     def _after_delete(self, instance: models.Model, origin: Any = None, **kwargs: Any) -> None:
         locked = instance.__dict__.pop(_LOCKED, None)
         if locked is not None:
             names = locked.names.get(instance.pk)  # None: gone already, its files dealt with
             _unlink_unreferenced(list((names or {}).values()), locked)
-        deletion = self._deletions.get(origin) if origin is not None else None
-        if deletion is not None and not deletion.unlinked:
+        deletion = self._deletions.pop(origin, None) if origin is not None else None
+        if deletion is not None:
             # Every row of this model that the delete() removes is gone by the first
             # post_delete: one check for all their files.
-            deletion.unlinked = True
             rows = deletion.locked.names
             names = [name for pk in deletion.deleting for name in rows[pk].values()]
             _unlink_unreferenced(names, deletion.locked)
@@ -316,6 +318,7 @@ def _in_one_transaction(save_base: Any) -> Any:
     def save_base_in_one_transaction(self: models.Model, *args: Any, **kwargs: Any) -> Any:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         self.__dict__[_SAVING_ON] = using
+        self.__dict__.pop(_LOCKED, None)  # what a delete that failed may have left
         try:
             with transaction.atomic(using=using, savepoint=False), saving_a_row():
                 return save_base(self, *args, **kwargs)

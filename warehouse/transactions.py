@@ -218,6 +218,11 @@ def note_written(connection: BaseDatabaseWrapper, loid: int) -> None:
     written[connection.alias] = (connection, current, oids)
 
 
+def current_transaction(connection: BaseDatabaseWrapper) -> object | None:
+    """What tells the transaction open on ``connection`` from any other, or None."""
+    return _transaction_of(connection)
+
+
 def written_in_callers_transaction(loid: int) -> bool:
     """Whether ``loid`` was made or changed in a transaction of the caller's still open."""
     return _written_on(loid) is not None
