@@ -68,7 +68,7 @@ class Catalog(NamedTuple):
 
     blind: list[str]
     visible_fields: list[tuple[str, str]]  # quoted table, quoted column
-    oid_columns: list[tuple[str, str]]  # table as regclass text, quoted column
+    oid_columns: list[tuple[str, str]]  # table and column, quoted by PostgreSQL
 
     @classmethod
     def from_json(cls, found: Any, using: str) -> Catalog:
@@ -81,7 +81,7 @@ class Catalog(NamedTuple):
         ]
         quote = connections[using].ops.quote_name
         visible = [(table, quote(column)) for table, column in found["fields"]]
-        oid_columns = [(table, quote(column)) for table, column in found["oid_columns"]]
+        oid_columns = [(table, column) for table, column in found["oid_columns"]]
         return cls(blind, visible, oid_columns)
 
 
@@ -109,7 +109,7 @@ _CATALOG_SQL = """(
     oid_columns AS (
         SELECT quote_ident(c.nspname) || '.' || quote_ident(c.relname) || '.'
                    || quote_ident(a.attname) AS label,
-               c.oid::regclass::text AS tab, a.attname::text AS col,
+               c.oid::regclass::text AS tab, quote_ident(a.attname) AS col,
                has_schema_privilege(c.nsp, 'USAGE')
                    AND has_column_privilege(c.oid, a.attnum, 'SELECT') AS readable
         -- The few user tables first (OFFSET 0 keeps the planner to it), then their
@@ -335,31 +335,33 @@ def _names_query(table: str, column: str, oids: list[int]) -> str:
 
 
 def _fields_routed_to(using: str) -> list[tuple[type[models.Model], models.FileField]]:
-    return [
-        (model, field)
-        for model, field in file_fields()
-        if same_database(router.db_for_write(model), using)
-    ]
+    return [(model, field) for model, field, routed in _routing() if same_database(routed, using)]
 
 
 def _blind_in_python(using: str) -> list[str]:
-    """What the settings and the app registry say cannot be seen from ``using``."""
-    blind = [
-        f"{model._meta.label}.{field.name}: routed to database {router.db_for_write(model)!r}"
-        for model, field in file_fields()
-        if not same_database(router.db_for_write(model), using)
+    """What the settings say cannot be seen from ``using``: models routed elsewhere."""
+    return [
+        f"{model._meta.label}.{field.name}: routed to database {routed!r}"
+        for model, field, routed in _routing()
+        if not same_database(routed, using)
     ]
-    return blind
+
+
+def _routing() -> Iterator[tuple[type[models.Model], models.FileField, str]]:
+    for model, field in file_fields():
+        yield model, field, router.db_for_write(model)
 
 
 def _has_migrations_table(using: str) -> bool:
-    """Whether Django ever migrated ``using``, asked once per process."""
+    """Whether Django migrated ``using``; once it has, not asked again in this process."""
     key = ("django_migrations", using)
     if key not in _discovered:
         with connections[using].cursor() as cursor:
             cursor.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
-            _discovered[key] = cursor.fetchone()[0]
-    return _discovered[key]
+            if not cursor.fetchone()[0]:
+                return False
+        _discovered[key] = True
+    return True
 
 
 # -- for the cleanup's survey ---------------------------------------------------------------
