@@ -92,3 +92,12 @@ class LegacyBlob(models.Model):
 
     def __str__(self) -> str:
         return str(self.loid)
+
+
+class DocumentHistory(models.Model):
+    """A history table's copy of a document's file name, in a plain CharField."""
+
+    file = models.CharField(max_length=100, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.file

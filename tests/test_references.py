@@ -7,8 +7,8 @@ from django.test import override_settings
 
 from tests.conftest import LEGACY, large_object_oids, role_that_may_not_read
 from tests.factories import DocumentFactory
-from tests.models import Document, LegacyBlob
-from warehouse import references
+from tests.models import Document, DocumentHistory, LegacyBlob
+from warehouse import checks, references
 from warehouse.names import oid_in_sql
 from warehouse.storage import db_file_storage, oid_of
 
@@ -254,3 +254,31 @@ def test_the_storage_deletes_a_file_only_when_nothing_references_it():
     Document.objects.filter(pk=document.pk).update(file="")
     assert db_file_storage.delete_unreferenced(document.file.name)
     assert large_object_oids() == set()
+
+
+@override_settings(WAREHOUSE_REFERENCE_FIELDS=["tests.DocumentHistory.file"])
+def test_a_declared_reference_field_holds_the_files_it_names():
+    document = DocumentFactory()
+    DocumentHistory.objects.create(file=document.file.name)
+    replaced = oid_of(document.file.name)
+    document.file = ContentFile(b"new", name="new.pdf")
+    document.save()
+    assert replaced in large_object_oids()
+    assert replaced in references.referenced_oids("default")
+
+
+def test_without_the_declaration_a_copied_name_is_no_reference():
+    document = DocumentFactory()
+    DocumentHistory.objects.create(file=document.file.name)
+    replaced = oid_of(document.file.name)
+    document.file = ContentFile(b"new", name="new.pdf")
+    document.save()
+    assert replaced not in large_object_oids()
+
+
+@pytest.mark.parametrize(
+    "label", ["tests.DocumentHistory", "tests.Nothing.file", "tests.Document.folder"]
+)
+def test_a_declared_reference_field_that_names_no_column_is_e005(label):
+    with override_settings(WAREHOUSE_REFERENCE_FIELDS=[label]):
+        assert [message.id for message in checks.check_reference_fields()] == ["warehouse.E005"]

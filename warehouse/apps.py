@@ -18,10 +18,12 @@ class WarehouseConfig(AppConfig):
             check_databases,
             check_file_fields,
             check_large_object_privileges,
+            check_reference_fields,
             check_registry_migrated,
         )
 
         checks.register(check_databases)
+        checks.register(check_reference_fields)
         checks.register(check_file_fields, checks.Tags.models)
         # These connect: Django runs them only with the aliases they may use.
         checks.register(check_registry_migrated, checks.Tags.database)

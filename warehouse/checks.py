@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Field, Model
@@ -218,6 +219,19 @@ def _same_login(first: Any, second: Any) -> bool:
     return all(first.settings_dict.get(key) == second.settings_dict.get(key) for key in keys)
 
 
+def check_reference_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every entry of ``WAREHOUSE_REFERENCE_FIELDS`` names a column of an installed model."""
+    from warehouse.references import declared_field
+
+    errors: list[CheckMessage] = []
+    for label in conf.WAREHOUSE_REFERENCE_FIELDS:
+        try:
+            declared_field(label)
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), id="warehouse.E005"))
+    return errors
+
+
 def check_file_fields(
     app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -229,6 +243,8 @@ def check_file_fields(
     from warehouse.fields import DbFileField
     from warehouse.references import file_fields
 
+    if check_reference_fields():
+        return []  # E005 says what is wrong; nothing else can be looked at
     errors: list[CheckMessage] = []
     for model, field in file_fields():
         if not isinstance(field, DbFileField):

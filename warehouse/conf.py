@@ -18,6 +18,10 @@ class WarehouseSettings:
         return getattr(settings, "WAREHOUSE_DB_FOR_WRITE", DEFAULT_DB_ALIAS)
 
     @property
+    def WAREHOUSE_REFERENCE_FIELDS(self) -> list[str]:  # noqa: N802
+        return list(getattr(settings, "WAREHOUSE_REFERENCE_FIELDS", []))
+
+    @property
     def WAREHOUSE_BASE_URL(self) -> str:  # noqa: N802
         return getattr(settings, "WAREHOUSE_BASE_URL", "/warehouse/")
 

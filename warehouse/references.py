@@ -27,9 +27,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections, models, router, transaction
 
 from warehouse import registry
+from warehouse.conf import conf
 from warehouse.names import oid_in_sql, oid_of
 from warehouse.objects import database_connection, unlink_known_large_object
 from warehouse.storage import DbFileStorage
@@ -161,23 +163,44 @@ def catalog_sql(using: str) -> tuple[str, list[Any]]:
 _discovered: dict[Any, Any] = {}
 
 
-def file_fields() -> list[tuple[type[models.Model], models.FileField]]:
-    """Every concrete file field of an installed model that stores in large objects.
+def file_fields() -> list[tuple[type[models.Model], models.Field]]:
+    """Every field whose rows hold names of stored files.
 
-    Worked out once: Django replaces the list ``get_models()`` returns when
-    the app registry changes, and that is when this is worked out again.
+    Each concrete file field on a ``DbFileStorage`` of an installed model,
+    and the fields ``WAREHOUSE_REFERENCE_FIELDS`` names (a history table's
+    copy of a name, in a ``CharField``). Worked out once: Django replaces the
+    list ``get_models()`` returns when the app registry changes, and that is
+    when this is worked out again, as when the setting changes.
     """
-    installed = apps.get_models()
-    if _discovered.get("models") is not installed:
+    installed, declared = apps.get_models(), tuple(conf.WAREHOUSE_REFERENCE_FIELDS)
+    if _discovered.get("models") is not installed or _discovered.get("declared") != declared:
         _discovered["fields"] = [
             (model, field)
             for model in installed
             if not model._meta.proxy
             for field in model._meta.local_concrete_fields
             if isinstance(field, models.FileField) and isinstance(field.storage, DbFileStorage)
-        ]
-        _discovered["models"] = installed
+        ] + [declared_field(label) for label in declared]
+        _discovered["models"], _discovered["declared"] = installed, declared
     return _discovered["fields"]
+
+
+def declared_field(label: str) -> tuple[type[models.Model], models.Field]:
+    """The model and field an entry of ``WAREHOUSE_REFERENCE_FIELDS`` names."""
+    try:
+        app_label, model_name, field_name = label.split(".")
+        model = apps.get_model(app_label, model_name)
+        field = model._meta.get_field(field_name)
+    except (ValueError, LookupError, FieldDoesNotExist) as exc:
+        raise ImproperlyConfigured(
+            f"WAREHOUSE_REFERENCE_FIELDS: {label!r} is not 'app_label.Model.field' of an "
+            f"installed model ({exc})"
+        ) from None
+    if not field.concrete or field.is_relation:
+        raise ImproperlyConfigured(
+            f"WAREHOUSE_REFERENCE_FIELDS: {label!r} is not a column that can hold a name"
+        )
+    return model, field
 
 
 def file_fields_on(using: str) -> list[tuple[type[models.Model], models.FileField]]:
