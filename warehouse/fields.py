@@ -214,10 +214,13 @@ class Lifecycle:
             or origin.model._meta.concrete_model is not self.model
         ):
             return None
-        within = transactions.current_transaction(connections[using])
         deletion = self._deletions.get(origin)
-        if deletion is None or deletion.within != within:  # new, or left by a failed delete()
-            deletion = _Deletion(self._lock(None, origin, using, "UPDATE"), within)
+        connection = connections[using]
+        if deletion is None or deletion.within != transactions.current_transaction(connection):
+            # New, or left by a delete() that failed: lock, then note the transaction
+            # (only the first statement makes the server open it).
+            locked = self._lock(None, origin, using, "UPDATE")
+            deletion = _Deletion(locked, transactions.current_transaction(connection))
             self._deletions[origin] = deletion
         return deletion
 
