@@ -277,25 +277,41 @@ class RouteDocumentsElsewhere:
         return "read_alias" if model is Document else None
 
 
-def field_check_ids(model, name: str, databases=None) -> list[str]:
-    return [message.id for message in model._meta.get_field(name).check(databases=databases)]
+def field_check_ids(model, name: str) -> list[str]:
+    return [message.id for message in model._meta.get_field(name).check(databases=["default"])]
+
+
+def index_warnings(databases=("default",)) -> list[tuple[str, str]]:
+    messages = checks.check_file_field_indexes(databases=list(databases))
+    return [
+        (message.id, f"{message.obj.model._meta.label}.{message.obj.name}") for message in messages
+    ]
 
 
 @pytest.mark.django_db
 def test_an_indexed_file_field_of_a_model_on_the_write_database_passes():
-    assert field_check_ids(Document, "file", databases=["default"]) == []
+    assert field_check_ids(Document, "file") == []
+    assert ("warehouse.W012", "tests.Document.file") not in index_warnings()
 
 
 @pytest.mark.django_db
 def test_a_file_field_without_an_index_for_name_prefixes_is_w012_with_the_fix():
-    (message,) = Invoice._meta.get_field("data").check(databases=["default"])
-    assert message.id == "warehouse.W012"
+    assert ("warehouse.W012", "tests.Invoice.data") in index_warnings()
+    (message,) = [
+        m for m in checks.check_file_field_indexes(databases=["default"]) if m.obj.name == "data"
+    ]
     assert "db_index=True" in message.hint
     assert 'CREATE INDEX ON "tests_invoice" ("data" varchar_pattern_ops);' in message.hint
 
 
 @pytest.mark.django_db
 def test_the_index_check_touches_no_database_unless_given_one(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert index_warnings(databases=()) == []
+
+
+@pytest.mark.django_db
+def test_the_field_checks_touch_no_database_even_given_every_alias(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert field_check_ids(Invoice, "data") == []
 

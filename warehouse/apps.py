@@ -16,6 +16,7 @@ class WarehouseConfig(AppConfig):
     def ready(self) -> None:
         from warehouse.checks import (
             check_databases,
+            check_file_field_indexes,
             check_file_fields,
             check_large_object_privileges,
             check_reference_fields,
@@ -28,3 +29,4 @@ class WarehouseConfig(AppConfig):
         # These connect: Django runs them only with the aliases they may use.
         checks.register(check_registry_migrated, checks.Tags.database)
         checks.register(check_large_object_privileges, checks.Tags.database)
+        checks.register(check_file_field_indexes, checks.Tags.database)

@@ -1,9 +1,10 @@
 """System checks: configuration errors surface in ``manage.py check``, not deep in a request.
 
-``check_databases`` reads settings only. The others open connections, so
-``apps.py`` registers them with ``Tags.database``: Django passes them the
-aliases they may use (``migrate``, ``check --database ALIAS``) and
-otherwise ``databases=None``, when they must touch no database.
+``check_databases``, ``check_reference_fields`` and the file field checks
+read settings only. The others open connections, so ``apps.py`` registers
+them with ``Tags.database``: Django runs them only when it is given aliases
+to use (``migrate``, ``check --database ALIAS``), and passes those. (Django
+6.1 passes every alias to the other checks too: they must not connect.)
 """
 
 from __future__ import annotations
@@ -232,9 +233,7 @@ def check_reference_fields(app_configs: Any = None, **kwargs: Any) -> list[Check
     return errors
 
 
-def check_file_fields(
-    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
-) -> list[CheckMessage]:
+def check_file_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """:func:`check_file_field` for plain ``FileField``s on a ``DbFileStorage``.
 
     A ``DbFileField`` checks itself (in ``Field.check``), so that the
@@ -248,14 +247,12 @@ def check_file_fields(
     errors: list[CheckMessage] = []
     for model, field in file_fields():
         if not isinstance(field, DbFileField):
-            errors.extend(check_file_field(model, field, databases))
+            errors.extend(check_file_field(model, field))
     return errors
 
 
-def check_file_field(
-    model: type[Model], field: Field, databases: Iterable[str] | None
-) -> list[CheckMessage]:
-    """What would make one file field lose or leak files, or make its unlinks slow."""
+def check_file_field(model: type[Model], field: Field) -> list[CheckMessage]:
+    """What would make one file field lose or leak files: settings only, no database."""
     from warehouse import registry
     from warehouse.references import same_database
 
@@ -273,33 +270,49 @@ def check_file_field(
             )
         )
     routed, write = router.db_for_write(model), conf.WAREHOUSE_DB_FOR_WRITE
-    if write in settings.DATABASES and routed in settings.DATABASES:
-        if not same_database(routed, write):
-            errors.append(
-                Warning(
-                    f"{label}: the rows of {model._meta.label} are written to {routed!r}, its "
-                    f"files to WAREHOUSE_DB_FOR_WRITE {write!r}. A file cannot be part of its "
-                    "row's transaction, and no unlink can see the rows, so every replaced or "
-                    "deleted file is kept.",
-                    hint="Route the model to the database WAREHOUSE_DB_FOR_WRITE names.",
-                    obj=field,
-                    id="warehouse.W011",
-                )
+    known = write in settings.DATABASES and routed in settings.DATABASES
+    if known and not same_database(routed, write):
+        errors.append(
+            Warning(
+                f"{label}: the rows of {model._meta.label} are written to {routed!r}, its "
+                f"files to WAREHOUSE_DB_FOR_WRITE {write!r}. A file cannot be part of its "
+                "row's transaction, and no unlink can see the rows, so every replaced or "
+                "deleted file is kept.",
+                hint="Route the model to the database WAREHOUSE_DB_FOR_WRITE names.",
+                obj=field,
+                id="warehouse.W011",
             )
-        elif _may_use(databases, routed) and not _serves_prefix_lookups(model, field, routed):
-            quote = connections[routed].ops.quote_name
-            table, column = quote(model._meta.db_table), quote(field.column)
-            errors.append(
-                Warning(
-                    f"{label} has no index that finds names by their prefix: every unlink "
-                    f"scans {table} to see whether another row still holds the file.",
-                    hint=f"Give the field db_index=True and migrate (Django then adds a "
-                    f"varchar_pattern_ops index), or: CREATE INDEX ON {table} "
-                    f"({column} varchar_pattern_ops);",
-                    obj=field,
-                    id="warehouse.W012",
-                )
+        )
+    return errors
+
+
+def check_file_field_indexes(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W012: a file column without an index that finds names by their prefix."""
+    from warehouse.references import file_fields
+
+    if check_reference_fields():
+        return []  # E005 says what is wrong
+    errors: list[CheckMessage] = []
+    for model, field in file_fields():
+        routed = router.db_for_write(model)
+        if not _may_use(databases, routed) or _serves_prefix_lookups(model, field, routed):
+            continue
+        quote = connections[routed].ops.quote_name
+        table, column = quote(model._meta.db_table), quote(field.column)
+        errors.append(
+            Warning(
+                f"{model._meta.label}.{field.name} has no index that finds names by their "
+                f"prefix: every unlink scans {table} to see whether another row still "
+                "holds the file.",
+                hint=f"Give the field db_index=True and migrate (Django then adds a "
+                f"varchar_pattern_ops index), or: CREATE INDEX ON {table} "
+                f"({column} varchar_pattern_ops);",
+                obj=field,
+                id="warehouse.W012",
             )
+        )
     return errors
 
 

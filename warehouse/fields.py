@@ -88,7 +88,7 @@ class DbFileField(models.FileField):
     def check(self, **kwargs: Any) -> list[Any]:
         from warehouse.checks import check_file_field
 
-        problems = check_file_field(self.model, self, kwargs.get("databases"))
+        problems = check_file_field(self.model, self)
         return [*super().check(**kwargs), *problems]
 
     def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
