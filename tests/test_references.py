@@ -8,7 +8,7 @@ from django.test import override_settings
 from tests.conftest import LEGACY, large_object_oids, role_that_may_not_read
 from tests.factories import DocumentFactory
 from tests.models import Document, DocumentHistory, LegacyBlob
-from warehouse import checks, references
+from warehouse import checks, references, unlinking
 from warehouse.names import oid_in_sql
 from warehouse.storage import db_file_storage, oid_of
 
@@ -51,8 +51,8 @@ def holding(name: str) -> Document:
     return document
 
 
-def unlink(*oids: int) -> references.Verdict:
-    return references.unlink_unreferenced(oids, "default")
+def unlink(*oids: int) -> unlinking.Verdict:
+    return unlinking.unlink_unreferenced(oids, "default")
 
 
 # -- which rows hold an object ------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_python_and_sql_read_a_name_alike(name):
         assert cursor.fetchone()[0] == expected
 
 
-@pytest.mark.parametrize("extra", [0, references.INDEXABLE_OIDS])
+@pytest.mark.parametrize("extra", [0, unlinking.INDEXABLE_OIDS])
 def test_few_and_many_oids_are_looked_up_alike(extra):
     held, loose = stored(), stored()
     holding(f"{held}.pdf")
@@ -137,7 +137,7 @@ def test_the_unlinked_objects_registry_rows_go_with_them():
 
 def test_looking_up_a_few_oids_uses_the_index_db_index_makes():
     loid = stored()
-    query = references._names_query('"tests_document"', '"file"', [loid])
+    query = unlinking._names_query('"tests_document"', '"file"', [loid])
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN {query}", {"oids": [loid]})
@@ -221,7 +221,7 @@ def test_an_object_the_role_does_not_own_is_kept():
         cursor.execute("RESET ROLE")
         cursor.execute(f"GRANT UPDATE, DELETE ON warehouse_storedfile TO {role}")
         cursor.execute(f"SET LOCAL ROLE {role}")
-        assert references.unlink_unreferenced([loid], "default", wait=False).kept == {loid}
+        assert unlinking.unlink_unreferenced([loid], "default", wait=False).kept == {loid}
     assert loid in large_object_oids()
 
 

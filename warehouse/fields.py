@@ -7,7 +7,7 @@ and cascades), unlinks the old object in the transaction of that save or
 delete, so a rollback brings it back. What is replaced is read from the row
 itself, locked in that transaction, never taken from the instance, which
 may have been loaded before another process changed the row. Whether the
-old object goes is :func:`warehouse.references.unlink_unreferenced`'s
+old object goes is :func:`warehouse.unlinking.unlink_unreferenced`'s
 decision: another row naming it, or an oid column, keeps it.
 
 So that the read, the write and the unlink are one transaction even in
@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from django.db import connections, models, router, transaction
 from django.db.models.signals import class_prepared, post_delete, post_init, post_save, pre_delete
 
-from warehouse import references, registry, transactions
+from warehouse import references, registry, transactions, unlinking
 from warehouse.conf import alias_for_writing
 from warehouse.names import oid_in_sql, oid_of
 from warehouse.objects import database_connection, large_object_exists
@@ -353,7 +353,7 @@ def _unlink_unreferenced(names: list[str | None], locked: LockedRows) -> None:
             oids.append(oid_of(name))
         except FileNotFoundError:
             continue  # not a name of this storage: nothing of ours to unlink
-    references.unlink_unreferenced(
+    unlinking.unlink_unreferenced(
         oids, alias_for_writing(), catalog=locked.catalog, locked=locked.registry_locked
     )
 

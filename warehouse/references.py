@@ -1,68 +1,50 @@
-"""Whether a large object may be unlinked: decided here, and only here.
+"""What holds a stored file: the reference sources, and what can be seen of them.
 
-An object is referenced while a ``FileField`` on a ``DbFileStorage`` of an
-installed model holds one of its names (:mod:`warehouse.names`), or while
-its oid is in a column of type ``oid`` or ``lo`` other than the registry's
-(where ``vacuumlo`` would also look). :func:`unlink_unreferenced` locks the
-registry rows, looks at every source, and unlinks what nothing holds. It
-fails closed: a source it cannot see (a model's table or column missing on
-this alias, a model routed to another database, a column this role may not
-read, an app migrated here but not installed) keeps every object, and
-:func:`blind_sources` names them so that the cleanup can refuse to run.
+An object is referenced while a row of an installed model holds one of its
+names (:mod:`warehouse.names`) in a ``FileField`` on a ``DbFileStorage`` or
+in a field ``WAREHOUSE_REFERENCE_FIELDS`` declares, or while its oid is in a
+column of type ``oid`` or ``lo`` other than the registry's (where
+``vacuumlo`` would also look). A source that cannot be seen from an alias (a
+model's table or column missing there, a model routed to another database,
+a column this role may not read, an app migrated there but not installed)
+is blind: :mod:`warehouse.unlinking` then keeps everything, and the cleanup
+refuses to run.
 
-Two statements, whatever the number of objects and sources. The first
-takes the locks and reads the catalog: which sources exist and may be
-read, and where the oid columns are, so that a column another process's
-migration added counts from its commit on. The second starts after the
-locks are granted, and so sees every reference committed by a save that
-held them; it checks every source at once and deletes the registry rows of
-what it found unreferenced. Which models hold files is worked out once per
-process (again when the app registry changes).
+Which models hold files is worked out once per process (again when the app
+registry or the setting changes). The catalog (tables, oid columns,
+privileges) is read in SQL each time, so that a column another process's
+migration added counts from its commit on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import connections, models, router, transaction
+from django.db import connections, models, router
 
 from warehouse import registry
 from warehouse.conf import conf
-from warehouse.names import oid_in_sql, oid_of
-from warehouse.objects import database_connection, unlink_known_large_object
+from warehouse.names import oid_of
 from warehouse.storage import DbFileStorage
 
 __all__ = [
     "Catalog",
-    "Verdict",
     "blind_sources",
     "catalog_sql",
     "file_fields",
     "large_objects",
+    "read_catalog",
     "referenced_oids",
-    "unlink_unreferenced",
+    "same_database",
 ]
 
-# Up to this many oids, a row's name is matched by equality and a LIKE prefix per
-# oid, which an index serving LIKE (the varchar_pattern_ops one that db_index=True
-# makes) turns into index lookups; LIKE ANY(array) never uses an index. Larger
-# sets (the cleanup's batches) take the oid out of each name once: one scan for all.
-INDEXABLE_OIDS = 8  # oids
 # An unreferenced object younger than this may be about to be referenced: an upload
 # whose row is still being saved. The cleanup keeps it; the verification lets it be.
 DEFAULT_GRACE_HOURS = 24.0
-
-
-class Verdict(NamedTuple):
-    """What :func:`unlink_unreferenced` did with the oids it was given."""
-
-    unlinked: set[int]
-    kept: set[int]
-    blind: list[str]  # the sources it could not see, which made it keep everything
 
 
 class Catalog(NamedTuple):
@@ -235,49 +217,17 @@ def field_names(model: type[models.Model], field: models.FileField, using: str) 
     return rows.iterator(chunk_size=5000)
 
 
-# -- the decision -------------------------------------------------------------------------
-
-
-def unlink_unreferenced(
-    oids: Iterable[int],
-    using: str,
-    *,
-    catalog: Catalog | None = None,
-    locked: Iterable[int] = (),
-    wait: bool = True,
-) -> Verdict:
-    """Unlink those of ``oids`` that nothing references, in the caller's transaction.
-
-    Registry rows are locked first: a save adding a reference holds its row
-    shared until it commits, so one of the two waits, and the check, which
-    starts after the lock is granted, sees what the other committed. A
-    caller that locked rows itself, reading :func:`catalog_sql` in that
-    statement, passes the ``catalog`` and the oids it ``locked``; the others
-    are locked here (a row inserted after that statement began was invisible
-    to it). Without ``wait``, an object whose row is busy is kept. Anything
-    the catalog says cannot be seen keeps all.
-    """
-    wanted = sorted({int(oid) for oid in oids})
-    if not wanted:
-        return Verdict(set(), set(), [])
-    with transaction.atomic(using=using, savepoint=False):
-        busy: set[int] = set()
-        if catalog is None:
-            busy, catalog = _lock_and_read_catalog(wanted, using, wait=wait)
-        elif unlocked := sorted(set(wanted) - set(locked)):
-            busy = _lock_and_read_catalog(unlocked, using, wait=wait, catalog=False)[0]
-        if catalog.blind:
-            return Verdict(set(), set(wanted), catalog.blind)
-        unlinkable = _check_and_forget([oid for oid in wanted if oid not in busy], catalog, using)
-        connection = database_connection(using)
-        for oid in sorted(unlinkable):
-            unlink_known_large_object(connection, oid)
-    return Verdict(unlinkable, set(wanted) - unlinkable, [])
+def read_catalog(using: str) -> Catalog:
+    """The :class:`Catalog` as ``using`` shows it now, without locking anything."""
+    sql, params = catalog_sql(using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        return Catalog.from_json(cursor.fetchone()[0], using)
 
 
 def blind_sources(using: str) -> list[str]:
     """The reference sources that cannot be seen from ``using``, one line each."""
-    return _lock_and_read_catalog([], using)[1].blind
+    return read_catalog(using).blind
 
 
 def same_database(alias: str, other: str) -> bool:
@@ -290,75 +240,6 @@ def same_database(alias: str, other: str) -> bool:
         or bool({alias, other} & mirrors)
         or all(first.get(key) == second.get(key) for key in keys)
     )
-
-
-def _lock_and_read_catalog(
-    oids: list[int], using: str, *, wait: bool = True, catalog: bool = True
-) -> tuple[set[int], Catalog | None]:
-    """Lock the registry rows of ``oids`` in oid order; return the busy ones and the catalog."""
-    catalog, params = catalog_sql(using) if catalog else ("NULL", [])
-    if registry.enabled() and oids:  # FOR UPDATE needs the UPDATE privilege, even for none
-        skip = "" if wait else " SKIP LOCKED"
-        locked = (
-            f"ARRAY(SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[]) "
-            f"ORDER BY oid FOR UPDATE{skip})"
-        )
-        registered = f"ARRAY(SELECT oid FROM {registry.table()} WHERE oid = ANY(%s::oid[]))"
-        params = [oids, oids, *params]
-    else:
-        locked = registered = "'{}'::oid[]"
-    with connections[using].cursor() as cursor:
-        cursor.execute(f"SELECT {locked}, {registered}, {catalog}", params)
-        locked_oids, registered_oids, found = cursor.fetchone()
-    busy = set(registered_oids) - set(locked_oids)
-    return busy, (Catalog.from_json(found, using) if found is not None else None)
-
-
-def _check_and_forget(oids: list[int], catalog: Catalog, using: str) -> set[int]:
-    """Which of ``oids`` no source holds and this role may unlink; their registry rows go."""
-    if not oids:
-        return set()
-    held = [_names_query(table, column, oids) for table, column in catalog.visible_fields]
-    held += [
-        f"SELECT {column}::oid FROM {table} WHERE {column}::oid = ANY(%(oids)s::oid[])"
-        for table, column in catalog.oid_columns
-    ]
-    referenced = " UNION ALL ".join(held) or "SELECT NULL::oid WHERE false"
-    forget = (
-        f", forgotten AS (DELETE FROM {registry.table()} WHERE oid IN (SELECT oid FROM unlinkable))"
-        if registry.enabled()
-        else ""
-    )
-    sql = f"""
-        WITH referenced(oid) AS ({referenced}),
-        unlinkable AS (
-            SELECT m.oid FROM pg_largeobject_metadata m
-            WHERE m.oid = ANY(%(oids)s::oid[])
-              AND m.oid NOT IN (SELECT oid FROM referenced WHERE oid IS NOT NULL)
-              -- lo_unlink needs ownership: what this role may not unlink, it keeps.
-              AND pg_has_role(m.lomowner, 'USAGE')
-        ){forget}
-        SELECT oid FROM unlinkable
-    """
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, {"oids": oids, "bare": [str(oid) for oid in oids]})
-        return {oid for (oid,) in cursor.fetchall()}
-
-
-def _names_query(table: str, column: str, oids: list[int]) -> str:
-    """A query for the oids among ``oids`` that rows of ``column`` name."""
-    oid = oid_in_sql(column)
-    if len(oids) > INDEXABLE_OIDS:
-        # split_part() first: a regular expression on every row costs seconds at 100,000.
-        return (
-            f"SELECT {oid} FROM {table} WHERE split_part({column}, '.', 1) = ANY(%(bare)s) "
-            f"AND {oid} = ANY(%(oids)s::oid[])"
-        )
-    # Equality or a prefix per oid, for the index; the grammar then decides.
-    bare = " OR ".join(
-        f"{column} = '{int(each)}' OR {column} LIKE '{int(each)}.%%'" for each in oids
-    )
-    return f"SELECT {oid} FROM {table} WHERE ({bare}) AND {oid} = ANY(%(oids)s::oid[])"
 
 
 def _fields_routed_to(using: str) -> list[tuple[type[models.Model], models.FileField]]:
@@ -410,7 +291,7 @@ def large_objects(using: str) -> list[tuple[int, bool, int | None, Any]]:
 
 def referenced_oids(using: str) -> set[int]:
     """Every oid a file field or an oid/lo column points at (all sources must be visible)."""
-    catalog = _lock_and_read_catalog([], using)[1]
+    catalog = read_catalog(using)
     oids: set[int] = set()
     with connections[using].cursor() as cursor:
         for table, column in catalog.oid_columns:

@@ -156,10 +156,10 @@ class DbFileStorage(Storage):
         """Unlink the object unless something still references it; return whether it went.
 
         ``delete()`` unlinks whatever else names the object; this asks
-        :func:`warehouse.references.unlink_unreferenced` first, as the
+        first :func:`warehouse.unlinking.unlink_unreferenced`, as the
         ``DbFileField`` lifecycle does: what hand-written signals should call.
         """
-        from warehouse.references import unlink_unreferenced
+        from warehouse.unlinking import unlink_unreferenced
 
         try:
             loid = oid_of(name)

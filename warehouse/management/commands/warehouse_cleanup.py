@@ -11,7 +11,7 @@ from django.db import DatabaseError, connections, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from warehouse import references, registry
+from warehouse import references, registry, unlinking
 from warehouse.conf import alias_for_writing
 from warehouse.connections import kept_open
 from warehouse.io import large_object_size
@@ -175,7 +175,7 @@ class Command(BaseCommand):
     def delete_batch(self, batch: list[int], using: str) -> int:
         # Checked again, and locked: what a save holds now is skipped rather than waited for.
         with transaction.atomic(using=using):
-            return len(references.unlink_unreferenced(batch, using, wait=False).unlinked)
+            return len(unlinking.unlink_unreferenced(batch, using, wait=False).unlinked)
 
     def forget_stale_rows(self, using: str) -> int:
         """Remove registry rows whose object is gone (unlinked behind the storage's back)."""

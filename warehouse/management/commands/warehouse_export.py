@@ -9,7 +9,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.management.base import CommandParser
 from django.db import DatabaseError, transaction
 
-from warehouse import references, registry
+from warehouse import registry, unlinking
 from warehouse.storage import oid_of
 from warehouse.transfer import FieldTransferCommand, other_storage
 
@@ -104,7 +104,7 @@ class Command(FieldTransferCommand):
 
     def _unlink(self, loid: int, name: str) -> None:
         # This row points at the target now, but another row may still hold the object.
-        verdict = references.unlink_unreferenced([loid], self.using)
+        verdict = unlinking.unlink_unreferenced([loid], self.using)
         if verdict.blind:
             self.note(f"kept large object {name}: cannot see {'; '.join(verdict.blind)}")
         elif loid in verdict.kept:
