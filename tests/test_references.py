@@ -256,24 +256,25 @@ def test_the_storage_deletes_a_file_only_when_nothing_references_it():
     assert large_object_oids() == set()
 
 
-@override_settings(WAREHOUSE_REFERENCE_FIELDS=["tests.DocumentHistory.file"])
-def test_a_declared_reference_field_holds_the_files_it_names():
+def replaced_while_history_names_it() -> int:
+    """Replace a document's file while a history row holds its old name; return the old oid."""
     document = DocumentFactory()
     DocumentHistory.objects.create(file=document.file.name)
     replaced = oid_of(document.file.name)
     document.file = ContentFile(b"new", name="new.pdf")
     document.save()
+    return replaced
+
+
+@override_settings(WAREHOUSE_REFERENCE_FIELDS=["tests.DocumentHistory.file"])
+def test_a_declared_reference_field_holds_the_files_it_names():
+    replaced = replaced_while_history_names_it()
     assert replaced in large_object_oids()
     assert replaced in references.referenced_oids("default")
 
 
 def test_without_the_declaration_a_copied_name_is_no_reference():
-    document = DocumentFactory()
-    DocumentHistory.objects.create(file=document.file.name)
-    replaced = oid_of(document.file.name)
-    document.file = ContentFile(b"new", name="new.pdf")
-    document.save()
-    assert replaced not in large_object_oids()
+    assert replaced_while_history_names_it() not in large_object_oids()
 
 
 @pytest.mark.parametrize(
