@@ -1,7 +1,7 @@
 """Round trips to PostgreSQL per operation, counted at the protocol by a proxy.
 
-The package's connection is persistent here (``CONN_MAX_AGE = None``) and
-warmed by one request first: connecting, and libpq's one lookup of the
+Every connection is persistent here (``CONN_MAX_AGE = None``) and warmed
+by one operation first: connecting, and libpq's one lookup of the
 large-object functions per connection, are not what these count.
 """
 
@@ -19,12 +19,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def proxy():
-    settings_dict = connections["default"].settings_dict
+    """Every connection through the proxy: the package's, and the caller's from its next query."""
+    connection = connections["default"]
+    settings_dict = connection.settings_dict
     saved = settings_dict["CONN_MAX_AGE"]
     settings_dict["CONN_MAX_AGE"] = None
+    connection.close()
     try:
         with package_connections_through(settings_dict) as proxy:
             yield proxy
+            connection.close()
     finally:
         settings_dict["CONN_MAX_AGE"] = saved
 
@@ -59,3 +63,38 @@ def test_a_not_modified_answer_takes_3_round_trips(proxy):
 
     # BEGIN, the facts, ROLLBACK.
     assert round_trips_of(proxy, serve) == 3
+
+
+# -- the storage, outside any transaction of the caller's -------------------------------------
+
+
+def stored(content: bytes = b"x" * 1024) -> str:
+    return db_file_storage.save("small.pdf", ContentFile(content))
+
+
+def test_saving_a_small_file_takes_7_round_trips(proxy):
+    # BEGIN, lo_creat, lo_open, lowrite, lo_close, the registry row, COMMIT.
+    assert round_trips_of(proxy, stored) == 7
+
+
+def test_reading_a_small_file_whole_takes_5_round_trips(proxy):
+    name = stored()
+
+    def read():
+        with db_file_storage.open(name) as file:
+            assert file.read() == b"x" * 1024
+
+    # BEGIN, existence and privilege, lo_open, one loread (short: the end), ROLLBACK.
+    assert round_trips_of(proxy, read) == 5
+
+
+@pytest.mark.parametrize("ask", ["exists", "size"])
+def test_asking_about_a_registered_file_takes_1_round_trip(proxy, ask):
+    name = stored()
+    assert round_trips_of(proxy, lambda: getattr(db_file_storage, ask)(name)) == 1
+
+
+def test_deleting_a_file_takes_5_round_trips(proxy):
+    names = [stored(), stored()]
+    # BEGIN, the registry row, existence, lo_unlink, COMMIT.
+    assert round_trips_of(proxy, lambda: db_file_storage.delete(names.pop())) == 5

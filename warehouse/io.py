@@ -246,12 +246,18 @@ class DbFileIO(io.RawIOBase):
         return data
 
     def readall(self) -> bytes:
-        """Read to the end, in chunks the server accepts."""
+        """Read to the end, in chunks the server accepts.
+
+        ``lo_read`` returns less than asked only at the end of the object, so
+        a short chunk ends the loop: no round trip to read nothing.
+        """
         self._check_readable_now()
         chunks = []
         while data := self._call("read", CHUNK_SIZE):
             chunks.append(data)
             self._pos += len(data)
+            if len(data) < CHUNK_SIZE:
+                break
         return b"".join(chunks)
 
     def readinto(self, buffer: Any) -> int:
