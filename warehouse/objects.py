@@ -14,10 +14,8 @@ from typing import Any, NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import Error as DatabaseError
-from django.db import connections, transaction
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-
-from warehouse.conf import alias_for_writing
 
 MAX_OID = 2**32 - 1
 
@@ -166,21 +164,6 @@ def file_errors(
         if error is None:
             raise
         raise error from exc
-
-
-def unlink_large_object(loid: int, using: str | None = None) -> bool:
-    """Unlink ``loid`` in the caller's transaction (one of its own in autocommit).
-
-    Returns whether it existed. Read-your-writes: a read of ``loid`` in the
-    same transaction afterwards finds it gone.
-    """
-    connection = database_connection(using or alias_for_writing())
-    # savepoint=False: inside a block this is one statement more of the caller's.
-    with transaction.atomic(using=connection.alias, savepoint=False):
-        if not large_object_exists(connection, loid):
-            return False
-        unlink_known_large_object(connection, loid)
-        return True
 
 
 def unlink_known_large_object(connection: BaseDatabaseWrapper, loid: int) -> None:

@@ -230,10 +230,19 @@ def forget_digest(connection: BaseDatabaseWrapper, loid: int) -> None:
             )
 
 
-def forget(loid: int, using: str) -> None:
-    """Remove the row of an object being unlinked."""
+def forget(loid: int, using: str) -> bool:
+    """Remove the row of an object being unlinked; return whether the object exists.
+
+    One statement for both, since the unlink that follows needs to know.
+    """
+    sql = "SELECT EXISTS (SELECT FROM pg_largeobject_metadata WHERE oid = %s)"
+    params = [loid]
     if enabled():
-        _model().objects.using(using).filter(oid=loid).delete()
+        sql = f"WITH forgotten AS (DELETE FROM {table()} WHERE oid = %s) {sql}"
+        params = [loid, loid]
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
 
 
 def lookup(loid: int, using: str) -> StoredFile | None:

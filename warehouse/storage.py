@@ -30,7 +30,7 @@ from warehouse.names import OID_DIGITS, extension_of, oid_of
 from warehouse.objects import (
     database_connection,
     large_object_exists,
-    unlink_large_object,
+    unlink_known_large_object,
 )
 
 if TYPE_CHECKING:
@@ -146,9 +146,10 @@ class DbFileStorage(Storage):
             # A savepoint when nested: losing a race with another delete must
             # not abort the caller's transaction.
             with transaction.atomic(using=using):
-                registry.forget(loid, using)
-                unlink_large_object(loid, using=using)
-        except DatabaseError:
+                if registry.forget(loid, using):
+                    unlink_known_large_object(database_connection(using), loid)
+        except (DatabaseError, FileNotFoundError):
+            # Unlinked by another transaction meanwhile: what was asked for is done.
             if large_object_exists(database_connection(using), loid):
                 raise
 
