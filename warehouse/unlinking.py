@@ -50,7 +50,7 @@ def unlink_unreferenced(
     """Unlink those of ``oids`` that nothing references, in the caller's transaction.
 
     Registry rows are locked first: a save adding a reference holds its row
-    shared until it commits, so one of the two waits, and the check, which
+    locked until it commits, so one of the two waits, and the check, which
     starts after the lock is granted, sees what the other committed. A
     caller that locked rows itself, reading :func:`catalog_sql` in that
     statement, passes the ``catalog`` and the oids it ``locked``; the others
