@@ -1,6 +1,7 @@
 """db_serve as a private download endpoint: ranges, validators, types, names, ownership."""
 
 import hashlib
+import os
 import re
 import time
 
@@ -302,6 +303,15 @@ def test_a_slow_client_holds_no_transaction_while_it_takes_a_chunk(client):
     next(chunks)  # the client was slow: this chunk was read in a window closed before handing it
     assert package_transactions_open() == 0
     assert len(b"".join(chunks)) == 2 * streams.STREAM_CHUNK_SIZE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_download_that_outlives_its_window_sends_every_byte_in_order(client):
+    content = os.urandom(4 * streams.STREAM_CHUNK_SIZE)
+    chunks = iter(get(client, stored(content)).streaming_content)
+    first = next(chunks)
+    time.sleep(streams.SLOW_CLIENT_SECONDS * 2)  # every later chunk comes from a new window
+    assert first + b"".join(chunks) == content
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "replica"])

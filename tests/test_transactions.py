@@ -31,6 +31,7 @@ from tests.conftest import (
 from tests.factories import DocumentFactory
 from tests.models import Document, Folder
 from warehouse import connections as own_connections
+from warehouse import streams
 from warehouse.io import MAX_READ, MAX_SIZE, DbFileIO, open_large_object
 from warehouse.storage import db_file_storage
 from warehouse.views import db_serve
@@ -442,7 +443,11 @@ def test_closing_a_writer_whose_backend_was_killed_says_the_write_was_lost():
     assert file.loid not in large_object_oids()
 
 
-def test_a_backend_killed_mid_stream_ends_the_body_and_the_next_download_works():
+def test_a_backend_killed_mid_stream_ends_the_body_and_the_next_download_works(monkeypatch):
+    # One window for the whole body, however long the kill takes: a new window
+    # would begin on a new connection, and the body would go on from there.
+    monkeypatch.setattr(streams, "SLOW_CLIENT_SECONDS", 3600)
+    monkeypatch.setattr(streams, "WINDOW_SECONDS", 3600)
     name = db_file_storage.save("stream.bin", ContentFile(b"x" * 1024 * 1024))
     request = RequestFactory().get("/")
     response = db_serve(request, name)

@@ -177,7 +177,8 @@ class Download:
         if seat is not None:
             seat.release(commit=False)
         # Only now: psycopg2 sends lo_close for a descriptor dropped inside its transaction.
-        self._lobject = None
+        # The next window's descriptor opens at 0: where _read_at seeks from.
+        self._lobject, self._at = None, 0
 
     def _call(self, method: str, *args: Any) -> Any:
         if self._seat is None:
@@ -185,7 +186,7 @@ class Download:
         seat = self._seat
         with file_errors(seat.connection, self.loid, lambda exc: seat.failed()):
             if self._lobject is None:
-                self._lobject, self._at = seat.connection.connection.lobject(self.loid, "rb"), 0
+                self._lobject = seat.connection.connection.lobject(self.loid, "rb")
             return getattr(self._lobject, method)(*args)
 
 
