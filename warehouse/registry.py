@@ -12,7 +12,7 @@ import codecs
 import hashlib
 import mimetypes
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -62,6 +62,12 @@ class Digest:
         except UnicodeDecodeError:
             return False
 
+    def read_through(self, read: Callable[[int], bytes]) -> Digest:
+        """Count and hash what ``read(size)`` returns until it returns nothing; return self."""
+        for chunk in iter(lambda: read(CHUNK_SIZE), b""):
+            self.update(chunk)
+        return self
+
     def passing(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks`` unchanged, counting and hashing each."""
         for chunk in chunks:
@@ -95,11 +101,8 @@ def is_text(name: str, content_type: str | None = None) -> bool:
 
 def measure(loid: int, using: str, *, check_utf8: bool = False) -> Digest:
     """Read an object through and return its size and SHA-256."""
-    digest = Digest(check_utf8=check_utf8)
     with DbFileIO(loid, "rb", using=using) as file:
-        for _ in digest.passing(iter(lambda: file.read(CHUNK_SIZE), b"")):
-            pass
-    return digest
+        return Digest(check_utf8=check_utf8).read_through(file.read)
 
 
 def guess_content_type(name: str) -> str:
@@ -174,11 +177,9 @@ def refresh(connection: BaseDatabaseWrapper, loid: int) -> None:
         row = cursor.fetchone()
         if row is None:
             return
-        digest = Digest(check_utf8=is_text(*row))
         with connection.wrap_database_errors:
             lobject = connection.connection.lobject(loid, "rb")
-            for _ in digest.passing(iter(lambda: lobject.read(CHUNK_SIZE), b"")):
-                pass
+            digest = Digest(check_utf8=is_text(*row)).read_through(lobject.read)
             lobject.close()
         cursor.execute(
             f"UPDATE {table()} SET size = %s, sha256 = %s, utf8 = %s, modified = %s WHERE oid = %s",

@@ -190,17 +190,9 @@ class DbFileStorage(Storage):
         """The registered size, in one query; an unregistered object is measured."""
         loid = oid_of(name)
         for alias in transactions.aliases_for_looking(loid):
-            if registry.enabled():
-                found, size = self._query_one(
-                    f"SELECT TRUE, f.size FROM pg_largeobject_metadata m "
-                    f"LEFT JOIN {registry.table()} f ON f.oid = m.oid WHERE m.oid = %s",
-                    loid,
-                    alias,
-                )
-            else:
-                found, size = large_object_exists(database_connection(alias), loid), None
-            if found:
-                return size if size is not None else large_object_size(loid, alias)
+            found = registry.facts(database_connection(alias), loid)
+            if found.exists:
+                return found.size if found.size is not None else large_object_size(loid, alias)
         raise FileNotFoundError(f"No stored file named {name!r}")
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
@@ -221,12 +213,6 @@ class DbFileStorage(Storage):
         with connections[alias_for_reading()].cursor() as cursor:
             cursor.execute(sql)
             return [], [f"{oid}{extension or ''}" for oid, extension in cursor.fetchall()]
-
-    @staticmethod
-    def _query_one(sql: str, loid: int, using: str) -> tuple[Any, ...]:
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, [loid])
-            return cursor.fetchone() or (None, None)
 
     def url(self, name: str | None) -> str:
         url = filepath_to_uri(name)
