@@ -35,7 +35,7 @@ from asgiref.local import Local
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from warehouse.conf import conf
+from warehouse.conf import alias_for_reading, alias_for_writing
 from warehouse.connections import OwnConnection, Pool, pool
 from warehouse.objects import check_access, database_connection, large_object_access, not_found
 
@@ -74,11 +74,13 @@ class CallersSeat(Seat):
         self.connection = connection
 
     def pin(self) -> None:
-        self._opened_in = _transaction_of(self.connection)
+        self._opened_in = current_transaction(self.connection)
 
     @property
     def ended(self) -> bool:
-        return self._opened_in is not None and _transaction_of(self.connection) != self._opened_in
+        return (
+            self._opened_in is not None and current_transaction(self.connection) != self._opened_in
+        )
 
 
 class ReadingSeat(Seat):
@@ -133,7 +135,7 @@ def in_callers_transaction(connection: BaseDatabaseWrapper) -> bool:
 
 def for_writing(using: str | None = None) -> Seat:
     """The seat of a writable file on ``using`` (the write alias by default)."""
-    connection = database_connection(using or conf.WAREHOUSE_DB_FOR_WRITE)
+    connection = database_connection(using or alias_for_writing())
     if in_callers_transaction(connection):
         return CallersSeat(connection)
     return WritingSeat(pool(connection.alias).for_writing())
@@ -177,7 +179,7 @@ def aliases_for_looking(loid: int, using: str | None = None) -> list[str]:
     written = _written_on(loid)
     if written is not None:
         return [written.alias]
-    return _unique([using or conf.WAREHOUSE_DB_FOR_READ, using or conf.WAREHOUSE_DB_FOR_WRITE])
+    return _aliases(using)
 
 
 def _reading_order(loid: int, using: str | None) -> Iterator[Callable[[], Seat]]:
@@ -185,7 +187,7 @@ def _reading_order(loid: int, using: str | None) -> Iterator[Callable[[], Seat]]
     if written is not None:
         yield lambda: CallersSeat(written)
         return
-    aliases = _unique([using or conf.WAREHOUSE_DB_FOR_READ, using or conf.WAREHOUSE_DB_FOR_WRITE])
+    aliases = _aliases(using)
     for alias in aliases:
         yield lambda alias=alias: ReadingSeat(pool(alias))
     for alias in aliases:
@@ -194,20 +196,23 @@ def _reading_order(loid: int, using: str | None) -> Iterator[Callable[[], Seat]]
             yield lambda connection=connection: CallersSeat(connection)
 
 
-def _unique(aliases: list[str]) -> list[str]:
-    return list(dict.fromkeys(aliases))
+def _aliases(using: str | None) -> list[str]:
+    """``using`` alone, or the read alias, then the write alias (once if they are one)."""
+    if using:
+        return [using]
+    return list(dict.fromkeys([alias_for_reading(), alias_for_writing()]))
 
 
 # -- read-your-writes -------------------------------------------------------------
 
 # Per thread, as the caller's connections: alias -> (connection, the transaction it
-# was in, see _transaction_of, the oids created, written, truncated or unlinked in it).
+# was in, see current_transaction, the oids created, written, truncated or unlinked in it).
 _written = Local()
 
 
 def note_written(connection: BaseDatabaseWrapper, loid: int) -> None:
     """Remember that ``loid`` changed in the caller's transaction open on ``connection``."""
-    current = _transaction_of(connection)
+    current = current_transaction(connection)
     if current is None:
         return
     written = _written_here()
@@ -216,11 +221,6 @@ def note_written(connection: BaseDatabaseWrapper, loid: int) -> None:
         oids = set()
     oids.add(loid)
     written[connection.alias] = (connection, current, oids)
-
-
-def current_transaction(connection: BaseDatabaseWrapper) -> object | None:
-    """What tells the transaction open on ``connection`` from any other, or None."""
-    return _transaction_of(connection)
 
 
 def written_in_callers_transaction(loid: int) -> bool:
@@ -234,7 +234,7 @@ def _written_on(loid: int) -> BaseDatabaseWrapper | None:
         if (
             loid in oids
             and connections[alias] is connection
-            and _transaction_of(connection) == seen
+            and current_transaction(connection) == seen
         ):
             return connection
     return None
@@ -248,7 +248,7 @@ def _written_here() -> dict[str, tuple[BaseDatabaseWrapper, object, set[int]]]:
         return _written.by_alias
 
 
-def _transaction_of(connection: BaseDatabaseWrapper) -> object | None:
+def current_transaction(connection: BaseDatabaseWrapper) -> object | None:
     """What tells the transaction open on ``connection`` from the next one, or None.
 
     libpq knows, without a round trip, whether the server has a transaction
