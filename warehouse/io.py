@@ -419,7 +419,8 @@ class DbFileIO(io.RawIOBase):
 def large_object_size(loid: int, using: str | None = None) -> int:
     """The length of an object in bytes, measured on the object itself."""
     with DbFileIO(loid, "rb", using=using) as file:
-        return file.size
+        # Not .size: the file closes next, so keeping the position would be a round trip lost.
+        return file.seek(0, io.SEEK_END)
 
 
 def raw_of(file: Any) -> DbFileIO:
