@@ -28,7 +28,7 @@ from django.db import connections, models, router
 
 from warehouse import registry
 from warehouse.conf import conf
-from warehouse.names import oid_of
+from warehouse.names import oid_in_sql
 from warehouse.storage import DbFileStorage
 
 __all__ = [
@@ -58,8 +58,7 @@ class Catalog(NamedTuple):
     def from_json(cls, found: Any, using: str) -> Catalog:
         found = json.loads(found) if isinstance(found, str) else found
         installed = {config.label for config in apps.get_app_configs()}
-        blind = _blind_in_python(using) + found["blind"]
-        blind += [
+        blind = found["blind"] + [
             f"app {app!r}: migrated on this database but not in INSTALLED_APPS"
             for app in sorted(set(found["apps"]) - installed)
         ]
@@ -109,6 +108,8 @@ _CATALOG_SQL = """(
     )
     SELECT json_build_object(
         'blind', ARRAY(
+            SELECT unnest(%s::text[])  -- models routed to another database
+            UNION ALL
             SELECT label || ': ' || blind FROM fields WHERE blind IS NOT NULL
             UNION ALL
             SELECT label || ': not readable by this role' FROM oid_columns WHERE NOT readable
@@ -127,9 +128,13 @@ def catalog_sql(using: str) -> tuple[str, list[Any]]:
     it saves) to read the catalog in the same statement.
     """
     quote = connections[using].ops.quote_name
-    labels, tables, columns = [], [], []
-    for model, field in _fields_routed_to(using):
-        labels.append(f"{model._meta.label}.{field.name}")
+    labels, tables, columns, routed_away = [], [], [], []
+    for model, field in file_fields():
+        label, routed = f"{model._meta.label}.{field.name}", router.db_for_write(model)
+        if not same_database(routed, using):
+            routed_away.append(f"{label}: routed to database {routed!r}")
+            continue
+        labels.append(label)
         tables.append(quote(model._meta.db_table))
         columns.append(field.column)
     migrated = "ARRAY(SELECT DISTINCT app FROM django_migrations)"
@@ -139,6 +144,7 @@ def catalog_sql(using: str) -> tuple[str, list[Any]]:
         tables,
         columns,
         registry.table() if registry.enabled() else None,
+        routed_away,
     ]
 
 
@@ -242,24 +248,6 @@ def same_database(alias: str, other: str) -> bool:
     )
 
 
-def _fields_routed_to(using: str) -> list[tuple[type[models.Model], models.FileField]]:
-    return [(model, field) for model, field, routed in _routing() if same_database(routed, using)]
-
-
-def _blind_in_python(using: str) -> list[str]:
-    """What the settings say cannot be seen from ``using``: models routed elsewhere."""
-    return [
-        f"{model._meta.label}.{field.name}: routed to database {routed!r}"
-        for model, field, routed in _routing()
-        if not same_database(routed, using)
-    ]
-
-
-def _routing() -> Iterator[tuple[type[models.Model], models.FileField, str]]:
-    for model, field in file_fields():
-        yield model, field, router.db_for_write(model)
-
-
 def _has_migrations_table(using: str) -> bool:
     """Whether Django migrated ``using``; once it has, not asked again in this process."""
     key = ("django_migrations", using)
@@ -289,18 +277,32 @@ def large_objects(using: str) -> list[tuple[int, bool, int | None, Any]]:
         return cursor.fetchall()
 
 
-def referenced_oids(using: str) -> set[int]:
-    """Every oid a file field or an oid/lo column points at (all sources must be visible)."""
-    catalog = read_catalog(using)
+def referenced_oids(using: str, catalog: Catalog | None = None) -> set[int]:
+    """Every oid a file field or an oid/lo column points at (all sources must be visible).
+
+    ``catalog``: one the caller read already, to check it saw nothing blind.
+    """
+    catalog = catalog or read_catalog(using)
+    named = [
+        f"SELECT {oid_in_sql(column)} FROM {table} WHERE {oid_in_sql(column)} IS NOT NULL"
+        for table, column in catalog.visible_fields
+    ]
+    return _distinct(named, using) | oid_column_references(using, catalog)
+
+
+def oid_column_references(using: str, catalog: Catalog) -> set[int]:
+    """Every oid in the oid and lo columns ``catalog`` found."""
+    held = [
+        f"SELECT {column}::oid FROM {table} WHERE {column} IS NOT NULL"
+        for table, column in catalog.oid_columns
+    ]
+    return _distinct(held, using)
+
+
+def _distinct(queries: list[str], using: str) -> set[int]:
     oids: set[int] = set()
     with connections[using].cursor() as cursor:
-        for table, column in catalog.oid_columns:
-            cursor.execute(f"SELECT DISTINCT {column}::oid FROM {table} WHERE {column} IS NOT NULL")
+        for query in queries:
+            cursor.execute(f"SELECT DISTINCT * FROM ({query}) AS held")
             oids.update(oid for (oid,) in cursor.fetchall())
-    for model, field in file_fields_on(using):
-        for name in field_names(model, field, using):
-            try:
-                oids.add(oid_of(name))
-            except FileNotFoundError:
-                continue  # not a name of this storage: it points at nothing of ours
     return oids

@@ -79,8 +79,9 @@ class Command(BaseCommand):
     @kept_open()  # a connection per file read would be slow with CONN_MAX_AGE = 0
     def handle(self, *args: Any, **options: Any) -> None:
         using = alias_for_writing()
-        self.check_sources(using, deleting=options["delete"])
-        found = self.survey(using, timedelta(hours=options["grace_hours"]))
+        catalog = references.read_catalog(using)
+        self.check_sources(catalog.blind, using, deleting=options["delete"])
+        found = self.survey(using, timedelta(hours=options["grace_hours"]), catalog)
         doomed = found["orphaned"].oids + (
             found["unregistered"].oids if options["include_unregistered"] else []
         )
@@ -98,9 +99,8 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} objects could not be deleted", returncode=EXIT_ERRORS)
 
-    def check_sources(self, using: str, *, deleting: bool) -> None:
+    def check_sources(self, blind: list[str], using: str, *, deleting: bool) -> None:
         """Refuse to delete while some reference source cannot be seen; a dry run only warns."""
-        blind = references.blind_sources(using)
         if not blind:
             return
         problem = (
@@ -115,9 +115,9 @@ class Command(BaseCommand):
             )
         self.stderr.write(f"warning: {problem}")
 
-    def survey(self, using: str, grace: timedelta) -> dict[str, Tally]:
+    def survey(self, using: str, grace: timedelta, catalog: references.Catalog) -> dict[str, Tally]:
         """Sort every large object: referenced, orphaned, too young, or unregistered."""
-        referenced = references.referenced_oids(using)
+        referenced = references.referenced_oids(using, catalog)
         young_since = timezone.now() - grace
         found = {kind: Tally() for kind in ("referenced", "orphaned", "young", "unregistered")}
         self.unmeasured: list[str] = []

@@ -96,7 +96,7 @@ class Verification:
         *,
         checksums: bool,
         batch_size: int,
-        grace: timedelta = timedelta(hours=references.DEFAULT_GRACE_HOURS),
+        grace: timedelta,
         progress: Progress,
         report: Callable[[str], Any],
     ) -> None:
@@ -237,11 +237,13 @@ class Verification:
 
     def _check_unreferenced(self) -> None:
         """Report the objects nothing references: leaked, unless young enough to be in use soon."""
-        blind = references.blind_sources(self.using)
-        if blind:
-            self._problem(f"unreferenced objects not looked for: cannot see {'; '.join(blind)}")
+        catalog = references.read_catalog(self.using)
+        if catalog.blind:
+            blind = "; ".join(catalog.blind)
+            self._problem(f"unreferenced objects not looked for: cannot see {blind}")
             return
-        referenced = references.referenced_oids(self.using)
+        # The rows' names were read once already, by run(): every oid they name is a key here.
+        referenced = set(self.exists) | references.oid_column_references(self.using, catalog)
         young_since = timezone.now() - self.grace
         for loid, registered, size, created in references.large_objects(self.using):
             if loid in referenced or (registered and created > young_since):
