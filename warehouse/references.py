@@ -193,17 +193,24 @@ def declared_field(label: str) -> tuple[type[models.Model], models.Field]:
 
 def file_fields_on(using: str) -> list[tuple[type[models.Model], models.FileField]]:
     """The :func:`file_fields` whose table is in database ``using`` (for walking them)."""
-    fields = file_fields()
+    return with_table_on(file_fields(), using)[0]
+
+
+def with_table_on(fields: list[tuple[Any, Any]], using: str) -> tuple[list[Any], list[Any]]:
+    """``(model, field, ...)`` items split: those whose model's table is on ``using``, the rest.
+
+    Resolved as queries will resolve them, through the ``search_path``, in one query.
+    """
     quote = connections[using].ops.quote_name
-    tables = sorted({quote(model._meta.db_table) for model, _ in fields})
+    tables = sorted({quote(each[0]._meta.db_table) for each in fields})
     with connections[using].cursor() as cursor:
-        # Resolved as the queries will resolve them: through the search_path.
         cursor.execute(
             "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
             [tables],
         )
         present = {name for (name,) in cursor.fetchall()}
-    return [(model, field) for model, field in fields if quote(model._meta.db_table) in present]
+    here = [each for each in fields if quote(each[0]._meta.db_table) in present]
+    return here, [each for each in fields if quote(each[0]._meta.db_table) not in present]
 
 
 def rows_with_files(

@@ -8,7 +8,9 @@ from typing import Any
 from django.apps import apps
 from django.core.management.base import CommandParser
 from django.db import DatabaseError, models, transaction
+from django.db.models import Value
 
+from warehouse.references import with_table_on
 from warehouse.transfer import FieldTransferCommand, is_imported, other_storage
 
 
@@ -52,6 +54,8 @@ class Command(FieldTransferCommand):
     def prepare(self, options: dict[str, Any]) -> None:
         self.source = other_storage(options["source"], options["from_location"])
         self.delete_source = options["delete_source"]
+        if self.delete_source:
+            self.holders = _file_fields(self.using)
 
     def transfer(self, pk: Any, name: str) -> int | None:
         """Copy one file into a new large object and point its row at it."""
@@ -93,19 +97,35 @@ class Command(FieldTransferCommand):
 
         Not only this field: a source file can be named by another field, of
         another model, that has not been imported yet. A table that is not
-        on this database counts as naming it, since it cannot be asked.
+        on this database counts as naming it, since it cannot be asked. One
+        query for all the others.
         """
-        holders = []
-        for model in apps.get_models():
-            for field in model._meta.local_concrete_fields:
-                if not isinstance(field, models.FileField) or model._meta.proxy:
-                    continue
-                rows = model._base_manager.using(self.using).filter(**{field.attname: name})
-                try:
-                    with transaction.atomic(using=self.using):
-                        held = rows.exists()
-                except DatabaseError:
-                    held = True
-                if held:
-                    holders.append(f"{model._meta.label}.{field.name}")
-        return holders
+        present, absent = self.holders
+        holding = [
+            model._base_manager.using(self.using)
+            .filter(**{field.attname: name})
+            .values_list(Value(label, output_field=models.CharField()))[:1]
+            for model, field, label in present
+        ]
+        if not holding:
+            return absent
+        try:
+            with transaction.atomic(using=self.using):
+                found = list(holding[0].union(*holding[1:], all=True))
+        except DatabaseError:
+            return absent + [label for _, _, label in present]
+        return absent + [label for (label,) in found]
+
+
+def _file_fields(using: str) -> tuple[list[tuple[Any, Any, str]], list[str]]:
+    """(model, field, label) of every concrete file field whose table is on ``using``,
+    and the labels of those whose table is not."""
+    fields = [
+        (model, field, f"{model._meta.label}.{field.name}")
+        for model in apps.get_models()
+        if not model._meta.proxy
+        for field in model._meta.local_concrete_fields
+        if isinstance(field, models.FileField)
+    ]
+    present, absent = with_table_on(fields, using)
+    return present, [label for _, _, label in absent]
