@@ -174,7 +174,17 @@ class Lifecycle:
         """The row's names, locked with their registry rows until the save commits; read once."""
         if _LOCKED not in instance.__dict__:
             using = instance.__dict__.get(_SAVING_ON) or router.db_for_write(type(instance))
-            instance.__dict__[_LOCKED] = self._lock(instance.pk, None, using, "NO KEY UPDATE")
+            # Saved for its other fields only, a row lets go of no file: then the row
+            # alone is locked, without the registry rows and the catalog an unlink needs.
+            loaded = _loaded(instance)
+            may_replace = any(
+                _name_of(instance.__dict__.get(field.attname))
+                != loaded.get(field.attname, _UNKNOWN)
+                for field in self.fields
+            )
+            instance.__dict__[_LOCKED] = self._lock(
+                instance.pk, None, using, "NO KEY UPDATE", for_unlink=may_replace
+            )
         return instance.__dict__[_LOCKED].names.get(instance.pk)
 
     def _after_save(
@@ -239,15 +249,22 @@ class Lifecycle:
 
     # -- rows, under lock -------------------------------------------------------------
 
-    def _lock(self, pk: Any, rows: models.QuerySet | None, using: str, strength: str) -> LockedRows:
+    def _lock(
+        self,
+        pk: Any,
+        rows: models.QuerySet | None,
+        using: str,
+        strength: str,
+        *,
+        for_unlink: bool = True,
+    ) -> LockedRows:
         """Lock one row (``pk``), or those of ``rows``, and the registry rows of their files.
 
         One statement, which also reads the catalog for the reference check:
         the rows are locked first, so what the registry lock covers is what
-        they hold now, not what an instance loaded.
+        they hold now, not what an instance loaded. Unless ``for_unlink``,
+        only the rows.
         """
-        if pk is None and rows is None:
-            return LockedRows({}, None, set())
         connection = connections[using]
         quote = connection.ops.quote_name
         meta = self.model._meta
@@ -263,7 +280,7 @@ class Lifecycle:
             condition, params = f"IN ({subquery})", list(params)
         found = f"(SELECT json_agg(json_build_array(pk, {', '.join(aliases)})) FROM r)"
         locked, catalog = "NULL", "NULL"
-        together = references.same_database(using, alias_for_writing())
+        together = for_unlink and references.same_database(using, alias_for_writing())
         if together:
             catalog, catalog_params = references.catalog_sql(using)
             params += catalog_params
