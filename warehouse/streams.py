@@ -55,6 +55,10 @@ class Download:
     def __init__(self, loid: int) -> None:
         self.loid = loid
         self._seat, self.facts = transactions.for_reading(loid, probe=registry.facts)
+        # Whether a window may end before the download does: not in the caller's
+        # transaction, and only with a digest that tells a later window of changes.
+        self._joined = self._seat.joined
+        self._windowed = bool(self.facts.sha256) and not self._joined
         self._alias = self._seat.connection.alias
         self._lobject: Any = None
         self._at = 0  # where the open descriptor is
@@ -72,11 +76,6 @@ class Download:
             self._size = self._call("seek", 0, io.SEEK_END)
             self._at = self._size
         return self._size
-
-    @property
-    def _windowed(self) -> bool:
-        """Whether later windows can check for changes: registered objects outside the caller's."""
-        return self.facts.registered and bool(self.facts.sha256) and not self._seat.joined
 
     def read(self, start: int, length: int) -> bytes:
         """Read a small range now, and end the transaction: the whole response in the view."""
@@ -103,7 +102,7 @@ class Download:
                 window_over = time.monotonic() - self._window_began > WINDOW_SECONDS
                 if remaining and self._windowed and (slow or window_over):
                     self._end_window()
-                elif remaining and self._helper and not self._seat.joined:
+                elif remaining and self._helper and not self._joined:
                     self._ahead = self._helper.submit(self._read_at, position, remaining)
                 handed = time.monotonic()
                 yield chunk

@@ -131,13 +131,14 @@ def _respond(
     download_name: str | None,
 ) -> HttpResponseBase:
     facts = download.facts
-    etag = f'"{facts.sha256}"' if facts.registered and facts.sha256 else None
+    # No digest, no ETag: an unregistered object's, or one a write it did not see made stale.
+    etag = f'"{facts.sha256}"' if facts.sha256 else None
     last_modified = int(facts.modified.timestamp()) if facts.modified else None
     # 304 or 412 when a conditional header says so, before a byte is read.
     response = get_conditional_response(request, etag, last_modified)
     if response is None:
         response = _file_response(
-            request, download, filename, (etag, last_modified), as_attachment, download_name
+            request, download, filename, etag, last_modified, as_attachment, download_name
         )
     if etag:
         response["ETag"] = etag
@@ -151,12 +152,12 @@ def _file_response(
     request: HttpRequest,
     download: Download,
     filename: str,
-    validators: tuple[str | None, int | None],
+    etag: str | None,
+    last_modified: int | None,
     as_attachment: bool,
     download_name: str | None,
 ) -> HttpResponseBase:
     facts, size = download.facts, download.size
-    etag, last_modified = validators
     range_counts = if_range_allows(request.headers.get("If-Range"), etag, last_modified)
     status, part = 200, ByteRange(0, size)
     try:
