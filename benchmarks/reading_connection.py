@@ -35,6 +35,7 @@ CONN_MAX_AGES = (0, 600)  # seconds: a connection per request, then persistent o
 
 def measure(url: str, name: str, conn_max_age: int, requests: int) -> dict[str, float]:
     """In this process (the child): time ``requests`` requests; return per-request seconds."""
+    content = bytes.fromhex(os.environ["CONTENT_HEX"])  # what the parent stored
     import django
     from django.conf import settings
 
@@ -56,7 +57,7 @@ def measure(url: str, name: str, conn_max_age: int, requests: int) -> dict[str, 
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")  # the view's ownership check
         with db_file_storage.open(name) as file:
-            assert file.read() == CONTENT_OF_CHILD
+            assert file.read() == content
         request_finished.send(sender=None)
 
     for _ in range(20):  # warm: imports, caches, the first connection
@@ -145,7 +146,6 @@ def report(variants: dict[str, Path], url: str, name: str, args: argparse.Namesp
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         url, name, conn_max_age, requests = sys.argv[2:6]
-        CONTENT_OF_CHILD = bytes.fromhex(os.environ["CONTENT_HEX"])
         print(json.dumps(measure(url, name, int(conn_max_age), int(requests))))
     else:
         main()

@@ -128,20 +128,13 @@ class Server:
         parent = psutil.Process(self.process.pid)
         return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
 
-    def get(self, path: str, sink: bool = False) -> tuple[int, bytes | int]:
+    def get(self, path: str) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         connection.request("GET", path)
         response = connection.getresponse()
-        if not sink:
-            body = response.read()
-            connection.close()
-            return response.status, body
-        digest, total = hashlib.sha256(), 0
-        while chunk := response.read(MIB):
-            digest.update(chunk)
-            total += len(chunk)
+        body = response.read()
         connection.close()
-        return response.status, total
+        return response.status, body
 
     def stop(self) -> None:
         self.process.terminate()
