@@ -21,7 +21,9 @@ class Invoice(models.Model):
     data = DbFileField(null=True, blank=True, db_index=True)
     # Served under /invoice/ instead of WAREHOUSE_BASE_URL; the signals below do not look
     # after it, exactly as in the README.
-    or_just_so = models.FileField(storage=DbFileStorage("/invoice"), null=True, blank=True)
+    or_just_so = models.FileField(
+        storage=DbFileStorage("/invoice"), null=True, blank=True, db_index=True
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
