@@ -57,10 +57,12 @@ def terminate_idle_transactions_of_the_package(using: str = "default") -> int:
     with connections[using].cursor() as cursor:
         while True:
             # A read may be under way (a download reads ahead): wait until it is done.
+            # A large-object call is a 'fastpath function call', not 'active'.
             cursor.execute(
                 "SELECT pid, state LIKE 'idle in transaction%%' FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND (state = 'active' OR state LIKE 'idle in transaction%%')"
+                "AND state IN ('active', 'fastpath function call', 'idle in transaction', "
+                "'idle in transaction (aborted)')"
             )
             sessions = cursor.fetchall()
             if all(idle for _, idle in sessions) or time.monotonic() > deadline:

@@ -294,35 +294,40 @@ def package_transactions_open() -> int:
         return cursor.fetchone()[0]
 
 
+# More chunks than are read ahead: the reader has to wait for the client.
+LONGER_THAN_READ_AHEAD = (streams.READ_AHEAD_CHUNKS + 4) * streams.STREAM_CHUNK_SIZE
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "replica"])
-def test_a_slow_client_holds_no_transaction_while_it_takes_a_chunk(client):
-    name = stored(b"x" * (4 * streams.STREAM_CHUNK_SIZE))
-    chunks = iter(get(client, name).streaming_content)
-    next(chunks)
-    time.sleep(streams.SLOW_CLIENT_SECONDS * 2)
-    next(chunks)  # the client was slow: this chunk was read in a window closed before handing it
+def test_a_slow_client_is_waited_for_with_no_transaction_open(client):
+    content = os.urandom(LONGER_THAN_READ_AHEAD)
+    chunks = iter(get(client, stored(content)).streaming_content)
+    first = next(chunks)
+    time.sleep(streams.SLOW_CLIENT_SECONDS * 10)  # the reader is waiting for room ahead
     assert package_transactions_open() == 0
-    assert len(b"".join(chunks)) == 2 * streams.STREAM_CHUNK_SIZE
+    assert first + b"".join(chunks) == content
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_download_that_outlives_its_window_sends_every_byte_in_order(client):
-    content = os.urandom(4 * streams.STREAM_CHUNK_SIZE)
+def test_a_download_that_outlives_its_window_sends_every_byte_in_order(client, short_windows):
+    content = os.urandom(LONGER_THAN_READ_AHEAD)
     chunks = iter(get(client, stored(content)).streaming_content)
     first = next(chunks)
-    time.sleep(streams.SLOW_CLIENT_SECONDS * 2)  # every later chunk comes from a new window
+    time.sleep(streams.SLOW_CLIENT_SECONDS * 2)
     assert first + b"".join(chunks) == content
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "replica"])
 def test_a_file_rewritten_during_a_download_ends_it_rather_than_mix_bytes(client, short_windows):
-    name = stored(b"a" * (3 * streams.STREAM_CHUNK_SIZE))
+    name = stored(b"a" * LONGER_THAN_READ_AHEAD)
     chunks = iter(get(client, name).streaming_content)
-    assert next(chunks) == b"a" * streams.STREAM_CHUNK_SIZE
+    received = next(chunks)
     with db_file_storage.open(name, "r+b") as file:
-        file.write(b"b" * (3 * streams.STREAM_CHUNK_SIZE))
+        file.write(b"b" * LONGER_THAN_READ_AHEAD)
     with pytest.raises(streams.ObjectChangedError):
-        next(chunks)
+        for chunk in chunks:  # chunks read before the rewrite may still come first
+            received += chunk
+    assert set(received) == {ord("a")}
     assert package_transactions_open() == 0
 
 
@@ -337,27 +342,66 @@ def test_an_unregistered_file_rewritten_during_a_download_is_sent_as_it_was(clie
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_file_deleted_before_its_download_starts_ends_it_with_no_bytes(client):
-    name = stored(b"x" * (2 * streams.STREAM_CHUNK_SIZE))
+def test_a_file_deleted_after_the_view_answered_is_sent_as_it_was_checked(client):
+    content = os.urandom(2 * streams.STREAM_CHUNK_SIZE)
+    name = stored(content)
     response = get(client, name)
     db_file_storage.delete(name)
-    with pytest.raises(FileNotFoundError):
-        b"".join(response.streaming_content)
+    assert b"".join(response.streaming_content) == content  # the first window's snapshot
     assert oid_of(name) not in large_object_oids()
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "replica"])
-def test_a_small_file_unlinked_between_the_check_and_the_read_is_404(client, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_a_file_deleted_during_a_download_ends_it_in_its_next_window(client, short_windows):
+    content = os.urandom(LONGER_THAN_READ_AHEAD)
+    name = stored(content)
+    chunks = iter(get(client, name).streaming_content)
+    received = next(chunks)
+    db_file_storage.delete(name)
+    with pytest.raises(FileNotFoundError):
+        for chunk in chunks:  # chunks read before the delete may still come first
+            received += chunk
+    assert content.startswith(received)
+
+
+def the_check_followed_by(monkeypatch, change) -> None:
+    """Commit ``change(loid)`` right after a download's registry check, once."""
     from warehouse import registry
 
-    name = stored()
     checked = registry.facts
 
-    def facts_then_unlinked_by_someone_else(connection, loid):
+    def facts_then_changed(connection, loid):
         found = checked(connection, loid)
-        with connections["replica"].cursor() as cursor:
-            cursor.execute("SELECT lo_unlink(%s)", [loid])
+        monkeypatch.setattr(registry, "facts", checked)
+        change(loid)
         return found
 
-    monkeypatch.setattr(registry, "facts", facts_then_unlinked_by_someone_else)
-    assert get(client, name).status_code == 404
+    monkeypatch.setattr(registry, "facts", facts_then_changed)
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "replica"])
+def test_a_small_file_unlinked_right_after_the_check_is_sent_as_checked(client, monkeypatch):
+    name = stored(CONTENT)
+
+    def unlinked_by_someone_else(loid):
+        with connections["replica"].cursor() as cursor:
+            cursor.execute("SELECT lo_unlink(%s)", [loid])
+
+    the_check_followed_by(monkeypatch, unlinked_by_someone_else)
+    response = get(client, name)
+    assert (response.status_code, response.content) == (200, CONTENT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rewrite_committed_right_after_the_check_is_not_what_is_sent(client, monkeypatch):
+    old, new = b"old " * 1000, b"new " * 1000
+    name = stored(old)
+
+    def rewritten(loid):
+        with db_file_storage.open(name, "r+b") as file:
+            file.write(new)
+
+    the_check_followed_by(monkeypatch, rewritten)
+    response = get(client, name)
+    assert response.content == old
+    assert response["ETag"] == f'"{hashlib.sha256(old).hexdigest()}"'

@@ -31,9 +31,9 @@ from tests.conftest import (
 from tests.factories import DocumentFactory
 from tests.models import Document, Folder
 from warehouse import connections as own_connections
-from warehouse import streams
+from warehouse import streams, transactions
 from warehouse.io import MAX_READ, MAX_SIZE, DbFileIO, open_large_object
-from warehouse.storage import db_file_storage
+from warehouse.storage import db_file_storage, oid_of
 from warehouse.views import db_serve
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica", "read_alias"])
@@ -448,18 +448,20 @@ def test_a_backend_killed_mid_stream_ends_the_body_and_the_next_download_works(m
     # would begin on a new connection, and the body would go on from there.
     monkeypatch.setattr(streams, "SLOW_CLIENT_SECONDS", 3600)
     monkeypatch.setattr(streams, "WINDOW_SECONDS", 3600)
-    name = db_file_storage.save("stream.bin", ContentFile(b"x" * 1024 * 1024))
+    # Longer than what is read ahead, so that some of it is read after the kill.
+    size = (streams.READ_AHEAD_CHUNKS + 4) * streams.STREAM_CHUNK_SIZE
+    name = db_file_storage.save("stream.bin", ContentFile(b"x" * size))
     request = RequestFactory().get("/")
     response = db_serve(request, name)
     body = iter(response)
     next(body)
     terminate_idle_transactions_of_the_package()
     with pytest.raises(OperationalError):
-        for _ in body:  # a chunk read ahead before the kill may still come first
+        for _ in body:  # chunks read ahead before the kill may still come first
             pass
     response.close()
     again = db_serve(request, name)
-    assert b"".join(again) == b"x" * 1024 * 1024
+    assert b"".join(again) == b"x" * size
     again.close()
     assert transaction_state() == AUTOCOMMIT
 
@@ -640,3 +642,35 @@ def test_health_checks_replace_a_persistent_connection_that_died_between_request
     terminate_backends([dead], using="replica")
     assert read_in_a_request(loid) == b"x"
     assert dead not in package_connection_pids()
+
+
+# -- one snapshot for a download --------------------------------------------------------
+
+
+def isolation_of(seat) -> str:
+    with seat.connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('transaction_isolation')")
+        return cursor.fetchone()[0]
+
+
+def test_a_snapshot_reader_sees_one_snapshot_on_a_connection_of_its_own():
+    loid = oid_of(db_file_storage.save("x.bin", ContentFile(b"x")))
+    shared, _ = transactions.for_reading(loid)
+    alone, _ = transactions.for_reading(loid, snapshot=True)
+    try:
+        assert isolation_of(alone) == "repeatable read"
+        assert alone.connection is not shared.connection
+    finally:
+        alone.release(commit=False)
+        shared.release(commit=False)
+
+
+def test_a_download_gives_its_connection_back_at_the_isolation_level_of_the_alias():
+    name = db_file_storage.save("x.bin", ContentFile(b"x"))
+    with own_connections.kept_open():
+        db_serve(RequestFactory().get("/"), name).close()
+        seat, _ = transactions.for_reading(oid_of(name))
+        try:
+            assert isolation_of(seat) == "read committed"
+        finally:
+            seat.release(commit=False)

@@ -33,6 +33,7 @@ from django.core.signals import request_finished, request_started
 from django.db import Error as DatabaseError
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ as REPEATABLE_READ
 
 from warehouse.objects import database_connection
 
@@ -52,6 +53,10 @@ class OwnConnection:
         self.wrapper = wrapper
         self.readers = 0
         self.writer = False
+        # Whether its readers' transaction is one reader's alone, in one snapshot.
+        self.snapshot = False
+        # The alias's own isolation level, as Django set it (None: the server's default).
+        self.isolation_level: int | None = None
         # Bumped whenever its transaction ends, so a reader can tell its descriptor is gone.
         self.generation = 0
 
@@ -73,13 +78,19 @@ class Pool:
         self.lock = threading.RLock()
         self.connections: list[OwnConnection] = []
 
-    def for_reading(self) -> tuple[OwnConnection, int]:
-        """The reading connection, its transaction begun; returns it and its generation."""
+    def for_reading(self, *, snapshot: bool = False) -> tuple[OwnConnection, int]:
+        """The reading connection, its transaction begun; returns it and its generation.
+
+        With ``snapshot``, a connection of the reader's own whose every
+        statement sees the same snapshot (REPEATABLE READ): what a first
+        query found is what the reads then read, whatever commits meanwhile.
+        """
         with self.lock:
-            own = next((own for own in self.connections if own.readers), None)
+            shared = [own for own in self.connections if own.readers and not own.snapshot]
+            own = None if snapshot or not shared else shared[0]
             if own is None:
-                own = self._take_idle()
-                own.readers = 1
+                own = self._take_idle(snapshot=snapshot)
+                own.readers, own.snapshot = 1, snapshot
             else:
                 own.readers += 1
             return own, own.generation
@@ -142,8 +153,9 @@ class Pool:
 
     # -- inside the lock ----------------------------------------------------------
 
-    def _take_idle(self) -> OwnConnection:
+    def _take_idle(self, *, snapshot: bool = False) -> OwnConnection:
         own = next((own for own in self.connections if own.idle), None)
+        fresh = own is None
         if own is None:
             wrapper = _new_wrapper(self.alias)
             own = OwnConnection(self, wrapper)
@@ -151,6 +163,11 @@ class Pool:
         try:
             # Health-checks the connection first, when CONN_HEALTH_CHECKS asks for it.
             own.wrapper.set_autocommit(False)
+            if fresh:
+                own.isolation_level = own.wrapper.connection.isolation_level
+            if snapshot:
+                # Sent with the BEGIN psycopg2 sends before the first statement: no round trip.
+                own.wrapper.connection.isolation_level = REPEATABLE_READ
         except BaseException:
             self._discard(own)
             raise
@@ -183,6 +200,10 @@ class Pool:
             self._discard(own)
             return
         try:
+            if own.snapshot:
+                # Back before autocommit, where psycopg2 would SET it for the session.
+                wrapper.connection.isolation_level = own.isolation_level
+                own.snapshot = False
             wrapper.set_autocommit(wrapper.settings_dict["AUTOCOMMIT"])
         except DatabaseError:
             self._discard(own)

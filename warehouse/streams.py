@@ -2,28 +2,33 @@
 
 A download lasts as long as its client takes, and a transaction held that
 long holds back VACUUM with its snapshot. So the bytes are read in windows:
-a window is one transaction on the package's reading connection, ended once
-it has read for ``WINDOW_SECONDS``, at the end of the range, and before a
-chunk goes to a client that was slow (over ``SLOW_CLIENT_SECONDS``) to take
-the previous one. Each later window first asks the registry whether the
-object is still the one the download began with (size, SHA-256, time of
+a window is one transaction of the package's, in one snapshot (REPEATABLE
+READ) on a connection of the download's own, so that the bytes read are
+those the registry's facts described at its start. A window ends once it
+has read for ``WINDOW_SECONDS``, at the end of the range, and when the
+client is slow: the reader thread waits over ``SLOW_CLIENT_SECONDS`` for
+room ahead. Each later window first asks the registry whether the object is
+still the one the download began with (size, SHA-256, time of
 modification); if not, the download ends with an error rather than mix old
 and new bytes. An unregistered object has nothing to compare, so it is read
 in one transaction; so is an object read inside the caller's transaction.
 
-Within a window, a helper thread reads the next chunk while the current one
-is handed over, so that PostgreSQL and the server work side by side.
+A reader thread keeps up to ``READ_AHEAD_CHUNKS`` chunks ready while the
+server hands them over, so that PostgreSQL and the server work side by side
+(under ASGI the event loop takes them from it directly).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import io
 import logging
+import queue
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -37,8 +42,10 @@ logger = logging.getLogger("warehouse.views")
 STREAM_CHUNK_SIZE = 256 * 1024  # bytes
 # How long one transaction may keep reading before the next window starts.
 WINDOW_SECONDS = 1.0  # seconds
-# A client slower than this to take a chunk gets every later chunk from a closed window.
+# A client slower than this to take a chunk is waited for with no transaction open.
 SLOW_CLIENT_SECONDS = 0.05  # seconds
+# Chunks read ahead of the server, so that PostgreSQL never waits for it to ask.
+READ_AHEAD_CHUNKS = 4
 
 
 class ObjectChangedError(OSError):
@@ -54,7 +61,8 @@ class Download:
 
     def __init__(self, loid: int) -> None:
         self.loid = loid
-        self._seat, self.facts = transactions.for_reading(loid, probe=registry.facts)
+        # One snapshot per window: the bytes are those the registry's facts describe.
+        self._seat, self.facts = transactions.for_reading(loid, probe=registry.facts, snapshot=True)
         # Whether a window may end before the download does: not in the caller's
         # transaction, and only with a digest that tells a later window of changes.
         self._joined = self._seat.joined
@@ -66,8 +74,7 @@ class Download:
         self._size = self.facts.size if self.facts.registered else None
         #: Whether a response body took the download over (and closes it when it ends).
         self.streaming = False
-        self._helper: ThreadPoolExecutor | None = None
-        self._ahead: Future[bytes] | None = None
+        self._reader: _Reader | None = None
 
     @property
     def size(self) -> int:
@@ -84,34 +91,39 @@ class Download:
     def chunks(self, start: int, length: int, *, read_ahead: bool = False) -> Iterator[bytes]:
         """Yield ``length`` bytes from ``start`` in chunks; closes the download when done.
 
-        With ``read_ahead``, the next chunk is read by a helper thread while
-        this one is handed over: PostgreSQL and the server then work at the
-        same time instead of in turns (measured: a download took the sum of
-        both). Never across a window's end, nor on the caller's connection.
+        With ``read_ahead``, a reader thread keeps up to ``READ_AHEAD_CHUNKS``
+        chunks ready while the server hands them over, so that PostgreSQL is
+        never idle waiting for the next request of a chunk (measured: reading
+        one chunk ahead left it idle a third of the time). Never on the
+        caller's connection, which belongs to the caller's thread.
         """
-        position, remaining, slow = start, length, False
-        if read_ahead:
-            self._helper = ThreadPoolExecutor(1, "warehouse-read-ahead")
+        if read_ahead and not self._joined:
+            self._reader = _Reader(self, start, length)
+            source = self._reader.chunks()
+        else:
+            source = self._read_in_turn(start, length)
         try:
-            while remaining > 0:
-                if self._ahead is not None:
-                    chunk, self._ahead = self._ahead.result(), None
-                else:
-                    chunk = self._read_at(position, remaining)
-                position, remaining = position + len(chunk), remaining - len(chunk)
-                window_over = time.monotonic() - self._window_began > WINDOW_SECONDS
-                if remaining and self._windowed and (slow or window_over):
-                    self._end_window()
-                elif remaining and self._helper and not self._joined:
-                    self._ahead = self._helper.submit(self._read_at, position, remaining)
-                handed = time.monotonic()
-                yield chunk
-                slow = time.monotonic() - handed > SLOW_CLIENT_SECONDS
+            yield from source
         except Exception:
             logger.error("download of large object %s ended early", self.loid, exc_info=True)
             raise
         finally:
             self.close()
+
+    def _read_in_turn(self, start: int, length: int) -> Iterator[bytes]:
+        """Read a chunk, hand it over, read the next: a window ends before a slow client's."""
+        position, remaining, slow = start, length, False
+        while remaining > 0:
+            chunk = self._read_at(position, remaining)
+            position, remaining = position + len(chunk), remaining - len(chunk)
+            if remaining and self._windowed and (slow or self._window_over()):
+                self._end_window()
+            handed = time.monotonic()
+            yield chunk
+            slow = time.monotonic() - handed > SLOW_CLIENT_SECONDS
+
+    def _window_over(self) -> bool:
+        return time.monotonic() - self._window_began > WINDOW_SECONDS
 
     def _read_at(self, position: int, remaining: int) -> bytes:
         """Read the next chunk at ``position``, in a new window if the last one ended."""
@@ -131,40 +143,47 @@ class Download:
         return (AsyncBody if asynchronous else Body)(self, start, length)
 
     async def async_chunks(self, start: int, length: int) -> AsyncIterator[bytes]:
-        """:meth:`chunks` for ASGI, stepped in the thread that owns the connection.
+        """:meth:`chunks` for ASGI: the event loop takes the reader thread's chunks itself.
 
-        The next step is asked for while the event loop sends this chunk, and
-        the step itself finds its chunk read ahead: the database, that thread
-        and the event loop work at the same time.
+        In the caller's transaction, whose connection belongs to the thread
+        that owns it, each chunk is read in that thread instead.
         """
-        chunks = self.chunks(start, length, read_ahead=True)
-        step = sync_to_async(next, thread_sensitive=True)
-        pending = asyncio.ensure_future(step(chunks, None))
+        if self._joined:
+            async for chunk in self._in_callers_thread(self.chunks(start, length)):
+                yield chunk
+            return
+        self._reader = _Reader(self, start, length, asyncio.get_running_loop())
         try:
-            while (chunk := await pending) is not None:
-                pending = asyncio.ensure_future(step(chunks, None))
+            async for chunk in self._reader.async_chunks():
+                yield chunk
+        except Exception:
+            logger.error("download of large object %s ended early", self.loid, exc_info=True)
+            raise
+        finally:
+            await sync_to_async(self.close, thread_sensitive=True)()
+
+    @staticmethod
+    async def _in_callers_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+        step = sync_to_async(next, thread_sensitive=True)
+        try:
+            while (chunk := await step(chunks, None)) is not None:
                 yield chunk
         finally:
-            # A read under way cannot be cancelled in its thread: let it finish, then close.
-            with contextlib.suppress(BaseException):
-                await pending
             await sync_to_async(chunks.close, thread_sensitive=True)()
 
     def close(self) -> None:
         """End the transaction; the server calls this when the response ends or is dropped."""
-        if self._ahead is not None:
-            # A read under way finishes before the transaction under it ends.
-            wait([self._ahead])
-            self._ahead = None
-        if self._helper is not None:
-            self._helper.shutdown(wait=False)
-            self._helper = None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()  # its read under way finishes before the transaction under it ends
         self._end_window()
 
     # -- windows ------------------------------------------------------------------
 
     def _begin_window(self) -> None:
-        seat, now = transactions.for_reading(self.loid, self._alias, probe=registry.facts)
+        seat, now = transactions.for_reading(
+            self.loid, self._alias, probe=registry.facts, snapshot=True
+        )
         was = self.facts
         if (now.size, now.sha256, now.modified) != (was.size, was.sha256, was.modified):
             seat.release(commit=False)
@@ -187,6 +206,99 @@ class Download:
             if self._lobject is None:
                 self._lobject = seat.connection.connection.lobject(self.loid, "rb")
             return getattr(self._lobject, method)(*args)
+
+
+class _Reader:
+    """A thread that reads a download's chunks ahead of the server, in the download's windows.
+
+    It holds a window (a transaction) while it reads, and for at most
+    ``SLOW_CLIENT_SECONDS`` while it waits for room ahead: a slower client is
+    waited for with no transaction open, and the next chunk is read in a new
+    window. At most ``READ_AHEAD_CHUNKS`` chunks wait, plus one being read.
+    """
+
+    def __init__(
+        self,
+        download: Download,
+        start: int,
+        length: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._download = download
+        # Under ASGI: the event loop to wake when a chunk is ready.
+        self._loop, self._arrived = loop, asyncio.Event() if loop else None
+        self._ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(READ_AHEAD_CHUNKS)
+        self._stopped = threading.Event()
+        # In the request's context: the package's connections of the request, not new ones.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run,
+            args=(self._read, start, length),
+            name="warehouse-reader",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def chunks(self) -> Iterator[bytes]:
+        while (item := self._ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def async_chunks(self) -> AsyncIterator[bytes]:
+        """:meth:`chunks` for the event loop, which never waits on the queue itself."""
+        assert self._arrived is not None
+        while True:
+            try:
+                item = self._ahead.get_nowait()
+            except queue.Empty:
+                # A chunk handed from now on sets the event after this clear: none is missed.
+                self._arrived.clear()
+                if self._ahead.empty():
+                    await self._arrived.wait()
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        """Stop reading and wait until the reader's transaction is over."""
+        self._stopped.set()
+        # Room for a hand-over under way, so that the reader sees the stop instead of waiting.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._ahead.get_nowait()
+        self._thread.join()
+
+    def _read(self, start: int, length: int) -> None:
+        download, position, remaining = self._download, start, length
+        try:
+            while remaining > 0 and not self._stopped.is_set():
+                chunk = download._read_at(position, remaining)
+                position, remaining = position + len(chunk), remaining - len(chunk)
+                if remaining and download._windowed and download._window_over():
+                    download._end_window()
+                self._hand(chunk)
+            self._hand(None)
+        except BaseException as exc:  # the server's thread raises it
+            self._hand(exc)
+        finally:
+            download._end_window()
+
+    def _hand(self, item: bytes | BaseException | None) -> None:
+        if self._stopped.is_set():
+            return
+        try:
+            self._ahead.put(item, timeout=SLOW_CLIENT_SECONDS)
+        except queue.Full:
+            if self._download._windowed:
+                self._download._end_window()  # a slow client: wait with no transaction open
+            self._ahead.put(item)  # stop() makes room
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._arrived.set)  # type: ignore[union-attr]
 
 
 class _Body:

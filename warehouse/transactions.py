@@ -84,10 +84,14 @@ class CallersSeat(Seat):
 
 
 class ReadingSeat(Seat):
-    """A reader on the package's reading connection, sharing its transaction."""
+    """A reader on the package's reading connection, sharing its transaction.
 
-    def __init__(self, connections_of_alias: Pool) -> None:
-        self._own, self._generation = connections_of_alias.for_reading()
+    With ``snapshot``, alone in a transaction that sees one snapshot throughout.
+    """
+
+    def __init__(self, connections_of_alias: Pool, *, snapshot: bool = False) -> None:
+        self._own, self._generation = connections_of_alias.for_reading(snapshot=snapshot)
+        self._snapshot = snapshot
         self.connection = self._own.wrapper
 
     @property
@@ -109,7 +113,7 @@ class ReadingSeat(Seat):
 
     def renewed(self) -> ReadingSeat:
         """A seat in a new reading transaction on the same database."""
-        return ReadingSeat(self._own.pool)
+        return ReadingSeat(self._own.pool, snapshot=self._snapshot)
 
 
 class WritingSeat(Seat):
@@ -145,7 +149,7 @@ Probe = Callable[[BaseDatabaseWrapper, int], Any]
 
 
 def for_reading(
-    loid: int, using: str | None = None, *, probe: Probe | None = None
+    loid: int, using: str | None = None, *, probe: Probe | None = None, snapshot: bool = False
 ) -> tuple[Seat, Any]:
     """Where a file reading ``loid`` is seated, and what ``probe`` found there.
 
@@ -154,9 +158,14 @@ def for_reading(
     view asks the registry's facts in the same query). Raises
     ``FileNotFoundError`` when no place in the routing order has the object,
     and ``PermissionError`` when the first that has it may not read it.
+
+    With ``snapshot``, a transaction of the package's is the reader's alone
+    and sees one snapshot: the bytes read are those ``probe`` described,
+    even if a rewrite commits in between (the caller's transaction is the
+    caller's to isolate).
     """
     probe = probe or large_object_access
-    for make_seat in _reading_order(loid, using):
+    for make_seat in _reading_order(loid, using, snapshot):
         seat = make_seat()
         try:
             found = probe(seat.connection, loid)
@@ -182,14 +191,14 @@ def aliases_for_looking(loid: int, using: str | None = None) -> list[str]:
     return _aliases(using)
 
 
-def _reading_order(loid: int, using: str | None) -> Iterator[Callable[[], Seat]]:
+def _reading_order(loid: int, using: str | None, snapshot: bool) -> Iterator[Callable[[], Seat]]:
     written = _written_on(loid)
     if written is not None:
         yield lambda: CallersSeat(written)
         return
     aliases = _aliases(using)
     for alias in aliases:
-        yield lambda alias=alias: ReadingSeat(pool(alias))
+        yield lambda alias=alias: ReadingSeat(pool(alias), snapshot=snapshot)
     for alias in aliases:
         connection = database_connection(alias)
         if in_callers_transaction(connection):
