@@ -91,7 +91,7 @@ def raw_read_mib_s(url: str, loid: int, size: int) -> dict[int, float]:
 class Server:
     """A server process on 127.0.0.1 and the memory of it and its children."""
 
-    def __init__(self, kind: str, url: str) -> None:
+    def __init__(self, kind: str, url: str, env: dict[str, str] | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -104,13 +104,15 @@ class Server:
                 "1",
                 "-b",
                 f"127.0.0.1:{self.port}",
+                "--timeout",
+                "600",
                 "serving_site:application",
             ]
         else:
             command = ["uvicorn", "--app-dir", str(REPO / "benchmarks"), "--host", "127.0.0.1",
                        "--port", str(self.port), "--log-level", "warning",
                        "serving_site:asgi_application"]  # fmt: skip
-        env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, **(env or {}), "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
         if kind == "uvicorn":
             env["CONN_MAX_AGE"] = "0"  # Django: no persistent connections under ASGI
         binary = Path(sys.executable).parent / command[0]

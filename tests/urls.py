@@ -35,7 +35,23 @@ def document_file_response(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(Document.objects.get(pk=pk).file.open())
 
 
+def upload_document(request: HttpRequest) -> HttpResponse:
+    """Save the uploaded file to a new Document; fail afterwards if asked to."""
+    document = Document.objects.create(file=request.FILES["file"])
+    if request.POST.get("then") == "fail":
+        raise RuntimeError("the view failed after saving")
+    return HttpResponse(document.file.name)
+
+
+def upload_unsaved(request: HttpRequest) -> HttpResponse:
+    """Look at the upload, save nothing."""
+    upload = request.FILES["file"]
+    return HttpResponse(f"{type(upload).__name__} {upload.size}")
+
+
 urlpatterns = [
+    path("upload", upload_document),
+    path("upload-unsaved", upload_unsaved),
     path("owned/<str:filename>", owned_invoice_file),
     path("read-then-create/<int:pk>", read_then_create_a_folder),
     path("document/<int:pk>", document_file_response),

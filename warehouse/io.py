@@ -20,12 +20,21 @@ import io
 import operator
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
 
 from warehouse import transactions
-from warehouse.objects import check_access, file_errors, large_object_access, validate_loid
+from warehouse.objects import (
+    check_access,
+    file_errors,
+    large_object_access,
+    unlink_known_large_object,
+    validate_loid,
+)
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 # PostgreSQL's MAX_LARGE_OBJECT_SIZE: INT_MAX pages of LOBLKSIZE (2 KiB) bytes.
 MAX_SIZE = (2**31 - 1) * 2048  # bytes
@@ -147,6 +156,17 @@ class DbFileIO(io.RawIOBase):
     def using(self) -> str:
         """The alias of the database the object is open on."""
         return self._seat.connection.alias
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        """The connection whose transaction this file is in: the caller's, or the package's own.
+
+        What must be kept or lost with this file's writes (a row naming the
+        object) is written here before ``close()``, which commits it where
+        the transaction is the file's own.
+        """
+        self._check_usable()
+        return self._seat.connection
 
     def _check_usable(self) -> None:
         if self.closed:
@@ -390,6 +410,18 @@ class DbFileIO(io.RawIOBase):
         """
         if self._writable:
             self._failed = True
+
+    def discard(self) -> None:
+        """Close, leaving nothing this file created: what an upload given up half-way does.
+
+        Its own transaction is rolled back. In the caller's, which is the
+        caller's to end, the object it created is unlinked there instead.
+        """
+        seat, created = self._seat, self._created
+        self.roll_back_on_close()
+        self.close()  # first: unlinking an object closes its descriptors on the server
+        if seat is not None and seat.joined and created and not seat.ended:
+            unlink_known_large_object(seat.connection, self._loid)
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         # A half-written object must not persist.

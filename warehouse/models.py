@@ -58,6 +58,10 @@ class StoredFile(models.Model):
     utf8 = models.BooleanField(
         null=True, help_text="Whether a text file was valid UTF-8 when written; null if not text."
     )
+    upload = models.BooleanField(
+        default=False,
+        help_text="Streamed in by the upload handler and not saved to a file field yet.",
+    )
     created = models.DateTimeField(default=timezone.now)
     modified = models.DateTimeField(default=timezone.now)
 

@@ -115,26 +115,52 @@ def record(
     name: str,
     content_type: str | None,
     digest: Digest,
-    using: str,
+    connection: BaseDatabaseWrapper,
     extension: str = "",
-) -> StoredFile | None:
-    """Create the row of an object just written, from facts gathered while writing it."""
+    upload: bool = False,
+) -> None:
+    """Create the row of an object just written, from facts gathered while writing it.
+
+    On ``connection``, the one the object was written on: the row commits or
+    rolls back with it, whether that is the caller's connection or the
+    package's own (which the ORM cannot address).
+    """
     if not enabled():
-        return None
+        return
     name = os.path.basename(name or "")[-NAME_LENGTH:]
-    return (
-        _model()
-        .objects.using(using)
-        .create(
-            oid=loid,
-            name=name,
-            extension=extension[:NAME_LENGTH],
-            content_type=(content_type or guess_content_type(name))[:NAME_LENGTH],
-            size=digest.size,
-            sha256=digest.sha256,
-            utf8=digest.utf8,
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table()} (oid, name, extension, content_type, size, sha256, utf8, "
+            "upload, created, modified) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                loid,
+                name,
+                extension[:NAME_LENGTH],
+                (content_type or guess_content_type(name))[:NAME_LENGTH],
+                digest.size,
+                digest.sha256,
+                digest.utf8,
+                upload,
+                now,
+                now,
+            ],
         )
-    )
+
+
+def adopt(connection: BaseDatabaseWrapper, loid: int, *, extension: str) -> bool:
+    """Make an upload a stored file, in the transaction saving it; False if it is no upload.
+
+    The row keeps what the upload handler learnt (name, type, size, SHA-256).
+    """
+    if not enabled():
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table()} SET upload = false, extension = %s WHERE oid = %s AND upload",
+            [extension[:NAME_LENGTH], loid],
+        )
+        return cursor.rowcount == 1
 
 
 def register(
@@ -151,7 +177,14 @@ def register(
     check_utf8 = is_text(name or (row.name if row else ""), content_type)
     digest = measure(loid, using, check_utf8=check_utf8)
     if row is None:
-        return record(loid, name=name, content_type=content_type, digest=digest, using=using)
+        record(
+            loid,
+            name=name,
+            content_type=content_type,
+            digest=digest,
+            connection=connections[using],
+        )
+        return _model().objects.using(using).get(oid=loid)
     row.size, row.sha256, row.utf8 = digest.size, digest.sha256, digest.utf8
     row.modified = timezone.now()
     if name:

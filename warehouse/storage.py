@@ -119,6 +119,8 @@ class DbFileStorage(Storage):
         digest = registry.Digest(check_utf8=registry.is_text(name))
         extension = extension_of(name)
         with transaction.atomic(using=using, savepoint=not _saving_a_row.get()):
+            if _adopted(content, using, extension):
+                return f"{content.loid}{extension}"
             with open_large_object(0, "wb", using=using) as destination:
                 for chunk in digest.passing(content.chunks(CHUNK_SIZE)):
                     destination.write(chunk)
@@ -128,7 +130,7 @@ class DbFileStorage(Storage):
                 name=getattr(content, "name", None) or name,
                 content_type=getattr(content, "content_type", None),
                 digest=digest,
-                using=using,
+                connection=connections[using],
                 extension=extension,
             )
         return f"{loid}{extension}"
@@ -256,6 +258,19 @@ def saving_a_row() -> Iterator[None]:
         yield
     finally:
         _saving_a_row.reset(token)
+
+
+def _adopted(content: File, using: str, extension: str) -> bool:
+    """Whether ``content`` is an upload in a large object that this save now makes its own.
+
+    Only once, and only on the database it is in: any other save copies it.
+    """
+    from warehouse.uploads import DbUploadedFile
+
+    if not isinstance(content, DbUploadedFile) or content.adopted or content.using != using:
+        return False
+    content.adopted = registry.adopt(connections[using], content.loid, extension=extension)
+    return content.adopted
 
 
 def _require_str(name: object) -> None:
