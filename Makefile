@@ -46,8 +46,10 @@ matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10 and Djang
 	$(BIN)/nox $(NOX_ARGS)
 
 .PHONY: bench
-bench: $(BIN)/.installed ## measure memory and speed of the storage, the reading connection, serving and the lifecycle
+bench: $(BIN)/.installed ## measure memory and speed of the storage, uploads, the reading connection, serving and the lifecycle
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/storage.py
+	$(BIN)/python benchmarks/uploads.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/reading_connection.py
 	$(BIN)/python benchmarks/serving.py

@@ -20,6 +20,7 @@ import io
 import operator
 import threading
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
@@ -103,13 +104,14 @@ class DbFileIO(io.RawIOBase):
         self._readable, self._writable = readable, writable
         self._appending = letter == "a"
         self._opener_thread = threading.get_ident()
+        self._loid = loid  # what errors while opening name; a new object's comes next
         if writable:
             self._seat = transactions.for_writing(using)
         else:
-            self._seat, _ = transactions.for_reading(loid, using)
-        self._loid = loid  # what errors while opening name; a new object's comes next
+            self._seat, self._lobject = transactions.open_for_reading(loid, using, _reader_of(loid))
         try:
-            self._lobject = self._open(loid, letter, writable)
+            if writable:
+                self._lobject = self._open(loid, letter)
             self._seat.pin()
             self._loid = self._lobject.oid
             if writable and self._seat.joined:
@@ -126,11 +128,11 @@ class DbFileIO(io.RawIOBase):
             raise
         self.name = name if name is not None else str(self._loid)
 
-    def _open(self, loid: int, letter: str, writable: bool) -> Any:
+    def _open(self, loid: int, letter: str) -> Any:
+        """Open (or create) the object for writing."""
         connection = self._seat.connection
         exists = bool(loid)
-        if loid and writable:
-            # Readers were checked where they were seated.
+        if loid:
             access = large_object_access(connection, loid)
             if letter == "x" and access.exists:
                 raise FileExistsError(errno.EEXIST, "Large object exists", str(loid))
@@ -142,7 +144,7 @@ class DbFileIO(io.RawIOBase):
         # can split a UTF-8 character. "w" is INV_WRITE, which reads too.
         with self._database_errors():
             if exists:
-                return connection.connection.lobject(loid, "wb" if writable else "rb")
+                return connection.connection.lobject(loid, "wb")
             return connection.connection.lobject(0, "wb", new_oid=loid)
 
     # -- the state every operation checks first -------------------------------
@@ -446,6 +448,16 @@ class DbFileIO(io.RawIOBase):
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
+
+
+def _reader_of(loid: int) -> Callable[[BaseDatabaseWrapper], Any]:
+    """What opens ``loid`` for reading on a connection: always binary (see ``_open``)."""
+
+    def open_reader(connection: BaseDatabaseWrapper) -> Any:
+        with file_errors(connection, loid):
+            return connection.connection.lobject(loid, "rb")
+
+    return open_reader
 
 
 def large_object_size(loid: int, using: str | None = None) -> int:

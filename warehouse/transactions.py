@@ -27,8 +27,9 @@ The caller's connection is only ever read here (``in_atomic_block``,
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2.extensions
 from asgiref.local import Local
@@ -146,6 +147,7 @@ def for_writing(using: str | None = None) -> Seat:
 
 
 Probe = Callable[[BaseDatabaseWrapper, int], Any]
+Opened = TypeVar("Opened")
 
 
 def for_reading(
@@ -177,6 +179,45 @@ def for_reading(
             raise
         seat.release(commit=False)
     raise not_found(loid)
+
+
+def open_for_reading(
+    loid: int, using: str | None, opening: Callable[[BaseDatabaseWrapper], Opened]
+) -> tuple[Seat, Opened]:
+    """Seat a reader of ``loid`` and open it there with ``opening(connection)``.
+
+    Where a failed open would harm nobody, nothing is asked first: a reader
+    alone in a new transaction of the package's opens at once, and if the
+    object is missing or unreadable there, that transaction alone is rolled
+    back before the routing order is asked as :func:`for_reading` does. In
+    the caller's transaction, or one that other readers share, a failed
+    open would abort it for everyone: there the question comes first.
+    """
+    seat = next(_reading_order(loid, using, snapshot=False))()
+    if isinstance(seat, ReadingSeat) and not seat.shared:
+        try:
+            return seat, opening(seat.connection)
+        except (FileNotFoundError, PermissionError) as miss:
+            # Maybe not replicated yet: ask each place in turn. The frames the miss
+            # passed through hold it: cleared, so that nothing waits for the cycle
+            # collector (a file left unclosed warns when dropped, not later).
+            _clear_frames(miss)
+        except BaseException:
+            seat.release(commit=False)
+            raise
+    seat.release(commit=False)
+    seat, _ = for_reading(loid, using)
+    try:
+        return seat, opening(seat.connection)
+    except BaseException:
+        seat.release(commit=False)
+        raise
+
+
+def _clear_frames(error: BaseException | None) -> None:
+    while error is not None:
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def aliases_for_looking(loid: int, using: str | None = None) -> list[str]:
