@@ -50,7 +50,6 @@ bench: $(BIN)/.installed ## measure memory and speed of the storage, uploads, th
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/uploads.py
-	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/reading_connection.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/lifecycle.py

@@ -29,8 +29,33 @@ def run_benchmark(script: str, *args: str) -> str:
     return result.stdout
 
 
-def test_the_memory_benchmark_round_trips_a_small_file():
-    assert "read back identical" in run_benchmark("memory.py", "--size-mib", "2")
+def installed(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(module) for module in modules)
+
+
+@pytest.mark.skipif(
+    not installed("matplotlib", "db_file_storage"),
+    reason="matplotlib and django-db-file-storage are not installed (pip install -e '.[bench]')",
+)
+def test_the_storage_benchmark_measures_every_system_and_draws_its_chart(tmp_path):
+    printed = run_benchmark(
+        "storage.py",
+        "--sizes",
+        "1KiB,1MiB",
+        "--repetitions",
+        "1",
+        "--huge-gib",
+        "0",
+        "--json",
+        str(tmp_path / "storage.json"),
+        "--chart",
+        str(tmp_path / "storage.png"),
+    )
+    assert "failed" not in printed
+    assert printed.count("django-db-file-storage") == 4  # two sizes, save and read
+    assert (tmp_path / "storage.png").stat().st_size > 0
 
 
 def test_the_reading_connection_benchmark_compares_with_a_baseline():
@@ -58,3 +83,12 @@ def test_the_serving_benchmark_runs_both_servers():
     )
     assert "gunicorn: 2 MiB download" in printed
     assert "uvicorn: 2 MiB download" in printed
+
+
+@pytest.mark.skipif(
+    not shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or not shutil.which("curl"),
+    reason="gunicorn or curl is not installed (pip install -e '.[bench]')",
+)
+def test_the_upload_benchmark_compares_both_handlers():
+    printed = run_benchmark("uploads.py", "--size-mib", "2", "--repetitions", "1")
+    assert "temporary disk 0 bytes" in printed

@@ -41,10 +41,13 @@ if TYPE_CHECKING:
 MAX_SIZE = (2**31 - 1) * 2048  # bytes
 # The server refuses a single lo_read of 1 GiB or more; reads are cut well below.
 MAX_READ = 64 * 1024**2  # bytes
-# Large enough that a round trip per read costs little, small enough to hold in memory.
+# Large enough that a round trip per write costs little, small enough to hold in memory.
 CHUNK_SIZE = 1024**2  # bytes
+# Every read asks for this much. Measured: whole files read at 1.5x the speed of 1 MiB
+# reads, and streamed at 3x (a buffer that large is a fresh mmap, here and in the server).
+READ_SIZE = 256 * 1024  # bytes
 # What open_large_object() buffers; Django reads in 64 KiB chunks, a round trip each without it.
-DEFAULT_BUFFER_SIZE = 256 * 1024  # bytes
+DEFAULT_BUFFER_SIZE = READ_SIZE
 
 _MODE_LETTERS = frozenset("rwax")
 _ENDED_TRANSACTION = ("lobject isn't valid anymore", "can't use a lobject outside of transactions")
@@ -275,10 +278,10 @@ class DbFileIO(io.RawIOBase):
         """
         self._check_readable_now()
         chunks = []
-        while data := self._call("read", CHUNK_SIZE):
+        while data := self._call("read", READ_SIZE):
             chunks.append(data)
             self._pos += len(data)
-            if len(data) < CHUNK_SIZE:
+            if len(data) < READ_SIZE:
                 break
         return b"".join(chunks)
 

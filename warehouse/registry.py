@@ -21,7 +21,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from warehouse.io import CHUNK_SIZE, DbFileIO
+from warehouse.io import READ_SIZE, DbFileIO
 from warehouse.objects import privilege_sql
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Digest:
 
     def read_through(self, read: Callable[[int], bytes]) -> Digest:
         """Count and hash what ``read(size)`` returns until it returns nothing; return self."""
-        for chunk in iter(lambda: read(CHUNK_SIZE), b""):
+        for chunk in iter(lambda: read(READ_SIZE), b""):
             self.update(chunk)
         return self
 

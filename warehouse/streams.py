@@ -34,12 +34,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from warehouse import registry, transactions
+from warehouse.io import READ_SIZE
 from warehouse.objects import file_errors
 
 logger = logging.getLogger("warehouse.views")
 
-# Large enough that a round trip per chunk costs little next to sending it.
-STREAM_CHUNK_SIZE = 256 * 1024  # bytes
+# Large enough that a round trip per chunk costs little next to sending it; the size
+# reads are fastest at (warehouse.io.READ_SIZE).
+STREAM_CHUNK_SIZE = READ_SIZE
 # How long one transaction may keep reading before the next window starts.
 WINDOW_SECONDS = 1.0  # seconds
 # A client slower than this to take a chunk is waited for with no transaction open.
@@ -111,16 +113,16 @@ class Download:
             self.close()
 
     def _read_in_turn(self, start: int, length: int) -> Iterator[bytes]:
-        """Read a chunk, hand it over, read the next: a window ends before a slow client's."""
-        position, remaining, slow = start, length, False
+        """Read a chunk, hand it over, read the next, in one window.
+
+        For a range of one chunk, and in the caller's transaction (never
+        windowed): nothing here waits for a client with a window of its own.
+        """
+        position, remaining = start, length
         while remaining > 0:
             chunk = self._read_at(position, remaining)
             position, remaining = position + len(chunk), remaining - len(chunk)
-            if remaining and self._windowed and (slow or self._window_over()):
-                self._end_window()
-            handed = time.monotonic()
             yield chunk
-            slow = time.monotonic() - handed > SLOW_CLIENT_SECONDS
 
     def _window_over(self) -> bool:
         return time.monotonic() - self._window_began > WINDOW_SECONDS
