@@ -114,26 +114,21 @@ class DbFileStorage(Storage):
     def _save(self, name: str, content: File) -> str:
         _require_str(name)
         using = alias_for_writing()
-        # A failure part-way rolls the new object back with everything else; in
-        # a savepoint of its own, unless the whole row save fails with it.
-        digest = registry.Digest(check_utf8=registry.is_text(name))
         extension = extension_of(name)
+        if not transactions.in_callers_transaction(database_connection(using)):
+            # The object and its row in a transaction of the package's own, committed
+            # when the file closes (a failure rolls both back): no atomic block of
+            # Django's, no lo_close right before the commit.
+            if _adopted(content, using, extension):
+                return f"{content.loid}{extension}"
+            return _write_new(name, content, using, extension)
+        # In the caller's transaction, a failure part-way rolls the new object back
+        # with everything else; in a savepoint of its own, unless the whole row
+        # save fails with it.
         with transaction.atomic(using=using, savepoint=not _saving_a_row.get()):
             if _adopted(content, using, extension):
                 return f"{content.loid}{extension}"
-            with open_large_object(0, "wb", using=using) as destination:
-                for chunk in digest.passing(content.chunks(CHUNK_SIZE)):
-                    destination.write(chunk)
-                loid = destination.raw.loid
-            registry.record(
-                loid,
-                name=getattr(content, "name", None) or name,
-                content_type=getattr(content, "content_type", None),
-                digest=digest,
-                connection=connections[using],
-                extension=extension,
-            )
-        return f"{loid}{extension}"
+            return _write_new(name, content, using, extension)
 
     def delete(self, name: str) -> None:
         """Unlink the object in the current transaction; a missing name is no error."""
@@ -258,6 +253,24 @@ def saving_a_row() -> Iterator[None]:
         yield
     finally:
         _saving_a_row.reset(token)
+
+
+def _write_new(name: str, content: File, using: str, extension: str) -> str:
+    """Stream ``content`` into a new object and register it, in the transaction it joins."""
+    digest = registry.Digest(check_utf8=registry.is_text(name))
+    with open_large_object(0, "wb", using=using) as destination:
+        for chunk in digest.passing(content.chunks(CHUNK_SIZE)):
+            destination.write(chunk)
+        raw = destination.raw
+        registry.record(
+            raw.loid,
+            name=getattr(content, "name", None) or name,
+            content_type=getattr(content, "content_type", None),
+            digest=digest,
+            connection=raw.connection,
+            extension=extension,
+        )
+    return f"{raw.loid}{extension}"
 
 
 def _adopted(content: File, using: str, extension: str) -> bool:
