@@ -100,6 +100,17 @@ def test_reading_a_small_file_whole_takes_4_round_trips(proxy):
     assert round_trips_of(proxy, read) == 4
 
 
+def test_reading_a_small_file_chunk_by_chunk_takes_4_round_trips(proxy):
+    name = stored()
+
+    def read():
+        with db_file_storage.open(name) as file:
+            assert b"".join(file.chunks()) == b"x" * 1024
+
+    # As above: the short loread found the end, so the read after it asks nothing.
+    assert round_trips_of(proxy, read) == 4
+
+
 def test_reading_beside_another_reader_asks_before_opening(proxy):
     first, second = stored(), stored()
 

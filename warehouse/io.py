@@ -89,6 +89,8 @@ class DbFileIO(io.RawIOBase):
     # Whether this file made the object, and whether it changed one that existed.
     _created = False
     _changed = False
+    # Where a short read of a reader found the end: its snapshot keeps it there.
+    _end_seen: int | None = None
     mode = ""
     name = ""
 
@@ -237,6 +239,7 @@ class DbFileIO(io.RawIOBase):
             seat.release(commit=False)
             raise
         self._seat, self._lobject, self._error = seat, lobject, None
+        self._end_seen = None  # a new snapshot: the object may have grown
 
     # -- io.RawIOBase ---------------------------------------------------------
 
@@ -266,9 +269,7 @@ class DbFileIO(io.RawIOBase):
             return self.readall()
         if size == 0:
             return b""
-        data = self._call("read", min(size, MAX_READ))
-        self._pos += len(data)
-        return data
+        return self._read_chunk(min(size, MAX_READ))
 
     def readall(self) -> bytes:
         """Read to the end, in chunks the server accepts.
@@ -278,9 +279,8 @@ class DbFileIO(io.RawIOBase):
         """
         self._check_readable_now()
         chunks = []
-        while data := self._call("read", READ_SIZE):
+        while data := self._read_chunk(READ_SIZE):
             chunks.append(data)
-            self._pos += len(data)
             if len(data) < READ_SIZE:
                 break
         return b"".join(chunks)
@@ -290,10 +290,25 @@ class DbFileIO(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if not view:
             return 0
-        data = self._call("read", min(len(view), MAX_READ))
+        data = self._read_chunk(min(len(view), MAX_READ))
         view[: len(data)] = data
-        self._pos += len(data)
         return len(data)
+
+    def _read_chunk(self, size: int) -> bytes:
+        """One ``lo_read``, or none at the end a short read found.
+
+        ``lo_read`` returns less than asked only at the end. A read-only
+        descriptor reads one snapshot, so that end stays where it was: the
+        read after it (``chunks()`` and ``while read(n)`` loops make one) needs
+        no round trip to learn it.
+        """
+        if self._pos == self._end_seen and not self._seat.ended:
+            return b""
+        data = self._call("read", size)
+        self._pos += len(data)
+        if len(data) < size and not self._writable:
+            self._end_seen = self._pos
+        return data
 
     def write(self, data: Any) -> int:
         self._check_writable_now()
