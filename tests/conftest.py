@@ -234,3 +234,12 @@ def make_model():
     for model in made:
         del apps.all_models["tests"][model._meta.model_name]
     apps.clear_cache()
+
+
+@pytest.fixture
+def atomic_requests():
+    """Every request in a transaction of the default database, as ATOMIC_REQUESTS = True."""
+    settings_dict = connections["default"].settings_dict
+    settings_dict["ATOMIC_REQUESTS"] = True
+    yield
+    settings_dict["ATOMIC_REQUESTS"] = False

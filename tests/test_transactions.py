@@ -387,14 +387,6 @@ def test_a_field_file_left_open_in_an_autocommit_view_loses_no_row(live_server):
     gc.collect()  # the FieldFiles are in reference cycles with their instances
 
 
-@pytest.fixture
-def atomic_requests():
-    settings_dict = connections["default"].settings_dict
-    settings_dict["ATOMIC_REQUESTS"] = True
-    yield
-    settings_dict["ATOMIC_REQUESTS"] = False
-
-
 def test_file_response_of_a_field_file_streams_under_atomic_requests(live_server, atomic_requests):
     content = bytes(range(256)) * 4096  # 1 MiB: more than one chunk
     document = DocumentFactory(file=ContentFile(content, name="big.bin"))

@@ -8,7 +8,6 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadhandler import StopFutureHandlers
 from django.core.management import call_command
-from django.db import connections
 from django.test import RequestFactory
 
 from tests.conftest import large_object_content, large_object_oids
@@ -29,14 +28,6 @@ def upload_handler(tmp_path, settings):
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
     return tmp_path
-
-
-@pytest.fixture
-def atomic_requests():
-    settings_dict = connections["default"].settings_dict
-    settings_dict["ATOMIC_REQUESTS"] = True
-    yield
-    settings_dict["ATOMIC_REQUESTS"] = False
 
 
 def receiving(name: str, content_type: str = "text/plain") -> DbFileUploadHandler:
