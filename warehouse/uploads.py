@@ -22,6 +22,7 @@ period is over.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -29,7 +30,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 
 from warehouse import registry
 from warehouse.conf import alias_for_writing
-from warehouse.io import DbFileIO
+from warehouse.io import DbFileIO, open_large_object
 
 __all__ = ["DbFileUploadHandler", "DbUploadedFile"]
 
@@ -40,8 +41,10 @@ UPLOAD_CHUNK_SIZE = 1024**2  # bytes
 class DbUploadedFile(UploadedFile):
     """An upload already in a large object of the write database.
 
-    Reads open the object on first use. The first save to a ``DbFileStorage``
-    of the same database adopts the object; any other save copies it.
+    Reads open the object on first use (buffered: Django reads 64 KiB at a
+    time), on the write database, where it is. The first save to a
+    ``DbFileStorage`` of the same database adopts the object; any other
+    save copies it.
     """
 
     def __init__(
@@ -56,20 +59,20 @@ class DbUploadedFile(UploadedFile):
         charset: str | None = None,
         content_type_extra: dict[str, Any] | None = None,
     ) -> None:
-        self._file: DbFileIO | None = None
+        self._file: io.BufferedReader | None = None
         super().__init__(None, name, content_type, size, charset, content_type_extra)
         self.loid, self.using, self.sha256 = loid, using, sha256
         #: Whether a storage made the object its own; later saves copy it.
         self.adopted = False
 
     @property
-    def file(self) -> DbFileIO:  # type: ignore[override]
+    def file(self) -> io.BufferedReader:  # type: ignore[override]
         if self._file is None or self._file.closed:
-            self._file = DbFileIO(self.loid, "rb", name=self.name, using=self.using)
+            self._file = open_large_object(self.loid, "rb", using=self.using)
         return self._file
 
     @file.setter
-    def file(self, value: DbFileIO | None) -> None:
+    def file(self, value: io.BufferedReader | None) -> None:
         self._file = value
 
     @property
