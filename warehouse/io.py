@@ -440,7 +440,10 @@ class DbFileIO(io.RawIOBase):
         seat, created = self._seat, self._created
         self.roll_back_on_close()
         self.close()  # first: unlinking an object closes its descriptors on the server
-        if seat is not None and seat.joined and created and not seat.ended:
+        if seat is None or not (seat.joined and created) or seat.ended:
+            return
+        if seat.connection.connection.get_transaction_status() != _FAILED:
+            # A failed transaction can only roll back, and the object with it.
             unlink_known_large_object(seat.connection, self._loid)
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:

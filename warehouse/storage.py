@@ -119,16 +119,12 @@ class DbFileStorage(Storage):
             # The object and its row in a transaction of the package's own, committed
             # when the file closes (a failure rolls both back): no atomic block of
             # Django's, no lo_close right before the commit.
-            if _adopted(content, using, extension):
-                return f"{content.loid}{extension}"
-            return _write_new(name, content, using, extension)
+            return _adopted_or_written(name, content, using, extension)
         # In the caller's transaction, a failure part-way rolls the new object back
         # with everything else; in a savepoint of its own, unless the whole row
         # save fails with it.
         with transaction.atomic(using=using, savepoint=not _saving_a_row.get()):
-            if _adopted(content, using, extension):
-                return f"{content.loid}{extension}"
-            return _write_new(name, content, using, extension)
+            return _adopted_or_written(name, content, using, extension)
 
     def delete(self, name: str) -> None:
         """Unlink the object in the current transaction; a missing name is no error."""
@@ -253,6 +249,13 @@ def saving_a_row() -> Iterator[None]:
         yield
     finally:
         _saving_a_row.reset(token)
+
+
+def _adopted_or_written(name: str, content: File, using: str, extension: str) -> str:
+    """The storage name of ``content``: an upload's own object, or a new one written now."""
+    if _adopted(content, using, extension):
+        return f"{content.loid}{extension}"  # type: ignore[attr-defined]
+    return _write_new(name, content, using, extension)
 
 
 def _write_new(name: str, content: File, using: str, extension: str) -> str:
