@@ -43,6 +43,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Uploads go straight into large objects: no temporary file, and saving adopts them.
+FILE_UPLOAD_HANDLERS = ["warehouse.uploads.DbFileUploadHandler"]
+
 ROOT_URLCONF = "demo.urls"
 WSGI_APPLICATION = "demo.wsgi.application"
 
