@@ -20,7 +20,6 @@ import io
 import operator
 import threading
 import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
@@ -113,7 +112,7 @@ class DbFileIO(io.RawIOBase):
         if writable:
             self._seat = transactions.for_writing(using)
         else:
-            self._seat, self._lobject = transactions.open_for_reading(loid, using, _reader_of(loid))
+            self._seat, self._lobject = transactions.open_for_reading(loid, using)
         try:
             if writable:
                 self._lobject = self._open(loid, letter)
@@ -227,13 +226,10 @@ class DbFileIO(io.RawIOBase):
         A reader holds no writes, so the package may end its transaction (at
         the end of a request, or when another reader failed) without loss.
         """
-        seat = self._seat.renewed()
+        seat, lobject = transactions.open_for_reading(self._loid, self.using)
         try:
-            access = large_object_access(seat.connection, self._loid)
-            check_access(access, self._loid, writable=False)
-            with seat.connection.wrap_database_errors:
-                lobject = seat.connection.connection.lobject(self._loid, "rb")
-                if self._pos:
+            if self._pos:
+                with file_errors(seat.connection, self._loid):
                     lobject.seek(self._pos, io.SEEK_SET)
         except BaseException:
             seat.release(commit=False)
@@ -469,16 +465,6 @@ class DbFileIO(io.RawIOBase):
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
-
-
-def _reader_of(loid: int) -> Callable[[BaseDatabaseWrapper], Any]:
-    """What opens ``loid`` for reading on a connection: always binary (see ``_open``)."""
-
-    def open_reader(connection: BaseDatabaseWrapper) -> Any:
-        with file_errors(connection, loid):
-            return connection.connection.lobject(loid, "rb")
-
-    return open_reader
 
 
 def large_object_size(loid: int, using: str | None = None) -> int:

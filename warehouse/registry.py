@@ -63,9 +63,11 @@ class Digest:
             return False
 
     def read_through(self, read: Callable[[int], bytes]) -> Digest:
-        """Count and hash what ``read(size)`` returns until it returns nothing; return self."""
-        for chunk in iter(lambda: read(READ_SIZE), b""):
+        """Count and hash what ``read(size)`` returns until it returns less; return self."""
+        while chunk := read(READ_SIZE):
             self.update(chunk)
+            if len(chunk) < READ_SIZE:
+                break  # a read returns less only at the end: no round trip to read nothing
         return self
 
     def passing(self, chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -27,9 +27,10 @@ The caller's connection is only ever read here (``in_atomic_block``,
 
 from __future__ import annotations
 
+import itertools
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg2.extensions
 from asgiref.local import Local
@@ -38,7 +39,13 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from warehouse.conf import alias_for_reading, alias_for_writing
 from warehouse.connections import OwnConnection, Pool, pool
-from warehouse.objects import check_access, database_connection, large_object_access, not_found
+from warehouse.objects import (
+    check_access,
+    database_connection,
+    file_errors,
+    large_object_access,
+    not_found,
+)
 
 
 class Seat:
@@ -92,7 +99,6 @@ class ReadingSeat(Seat):
 
     def __init__(self, connections_of_alias: Pool, *, snapshot: bool = False) -> None:
         self._own, self._generation = connections_of_alias.for_reading(snapshot=snapshot)
-        self._snapshot = snapshot
         self.connection = self._own.wrapper
 
     @property
@@ -111,10 +117,6 @@ class ReadingSeat(Seat):
     def shared(self) -> bool:
         """Whether other readers are in this transaction too."""
         return not self.ended and self._own.readers > 1
-
-    def renewed(self) -> ReadingSeat:
-        """A seat in a new reading transaction on the same database."""
-        return ReadingSeat(self._own.pool, snapshot=self._snapshot)
 
 
 class WritingSeat(Seat):
@@ -147,7 +149,6 @@ def for_writing(using: str | None = None) -> Seat:
 
 
 Probe = Callable[[BaseDatabaseWrapper, int], Any]
-Opened = TypeVar("Opened")
 
 
 def for_reading(
@@ -166,8 +167,48 @@ def for_reading(
     even if a rewrite commits in between (the caller's transaction is the
     caller's to isolate).
     """
-    probe = probe or large_object_access
-    for make_seat in _reading_order(loid, using, snapshot):
+    order = _reading_order(loid, using, snapshot)
+    return _first_that_has(loid, order, probe or large_object_access)
+
+
+def open_for_reading(loid: int, using: str | None = None) -> tuple[Seat, Any]:
+    """Seat a reader of ``loid`` and open its descriptor there (``lobject``, mode ``rb``).
+
+    Where a failed open would harm nobody, nothing is asked first: a reader
+    alone in a new transaction of the package's opens at once. If the
+    object is missing there, that transaction alone is rolled back and the
+    places after it in the routing order are asked as :func:`for_reading`
+    does; if it may not be read, that is the answer. In the caller's
+    transaction, or one that other readers share, a failed open would abort
+    it for everyone: there the question comes first.
+    """
+    order = _reading_order(loid, using, snapshot=False)
+    seat = next(order)()
+    if isinstance(seat, ReadingSeat) and not seat.shared:
+        try:
+            return seat, _open_reader(seat, loid)
+        except FileNotFoundError as miss:
+            # The frames the miss passed through hold it: cleared, so that nothing
+            # waits for the cycle collector (an unclosed file warns when dropped).
+            _clear_frames(miss)
+            seat.release(commit=False)  # maybe not replicated yet: the places after it
+        except BaseException:
+            seat.release(commit=False)
+            raise
+    else:
+        order = itertools.chain([lambda: seat], order)
+    seat, _ = _first_that_has(loid, order, large_object_access)
+    try:
+        return seat, _open_reader(seat, loid)
+    except BaseException:
+        seat.release(commit=False)
+        raise
+
+
+def _first_that_has(
+    loid: int, order: Iterator[Callable[[], Seat]], probe: Probe
+) -> tuple[Seat, Any]:
+    for make_seat in order:
         seat = make_seat()
         try:
             found = probe(seat.connection, loid)
@@ -181,37 +222,11 @@ def for_reading(
     raise not_found(loid)
 
 
-def open_for_reading(
-    loid: int, using: str | None, opening: Callable[[BaseDatabaseWrapper], Opened]
-) -> tuple[Seat, Opened]:
-    """Seat a reader of ``loid`` and open it there with ``opening(connection)``.
-
-    Where a failed open would harm nobody, nothing is asked first: a reader
-    alone in a new transaction of the package's opens at once, and if the
-    object is missing or unreadable there, that transaction alone is rolled
-    back before the routing order is asked as :func:`for_reading` does. In
-    the caller's transaction, or one that other readers share, a failed
-    open would abort it for everyone: there the question comes first.
-    """
-    seat = next(_reading_order(loid, using, snapshot=False))()
-    if isinstance(seat, ReadingSeat) and not seat.shared:
-        try:
-            return seat, opening(seat.connection)
-        except (FileNotFoundError, PermissionError) as miss:
-            # Maybe not replicated yet: ask each place in turn. The frames the miss
-            # passed through hold it: cleared, so that nothing waits for the cycle
-            # collector (a file left unclosed warns when dropped, not later).
-            _clear_frames(miss)
-        except BaseException:
-            seat.release(commit=False)
-            raise
-    seat.release(commit=False)
-    seat, _ = for_reading(loid, using)
-    try:
-        return seat, opening(seat.connection)
-    except BaseException:
-        seat.release(commit=False)
-        raise
+def _open_reader(seat: Seat, loid: int) -> Any:
+    # Always binary: psycopg2's text mode decodes each read on its own and can
+    # split a UTF-8 character.
+    with file_errors(seat.connection, loid):
+        return seat.connection.connection.lobject(loid, "rb")
 
 
 def _clear_frames(error: BaseException | None) -> None:
