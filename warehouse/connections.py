@@ -55,8 +55,6 @@ class OwnConnection:
         self.writer = False
         # Whether its readers' transaction is one reader's alone, in one snapshot.
         self.snapshot = False
-        # The alias's own isolation level, as Django set it (None: the server's default).
-        self.isolation_level: int | None = None
         # Bumped whenever its transaction ends, so a reader can tell its descriptor is gone.
         self.generation = 0
 
@@ -86,8 +84,11 @@ class Pool:
         query found is what the reads then read, whatever commits meanwhile.
         """
         with self.lock:
-            shared = [own for own in self.connections if own.readers and not own.snapshot]
-            own = None if snapshot or not shared else shared[0]
+            own = None
+            if not snapshot:
+                own = next(
+                    (own for own in self.connections if own.readers and not own.snapshot), None
+                )
             if own is None:
                 own = self._take_idle(snapshot=snapshot)
                 own.readers, own.snapshot = 1, snapshot
@@ -155,7 +156,6 @@ class Pool:
 
     def _take_idle(self, *, snapshot: bool = False) -> OwnConnection:
         own = next((own for own in self.connections if own.idle), None)
-        fresh = own is None
         if own is None:
             wrapper = _new_wrapper(self.alias)
             own = OwnConnection(self, wrapper)
@@ -163,8 +163,6 @@ class Pool:
         try:
             # Health-checks the connection first, when CONN_HEALTH_CHECKS asks for it.
             own.wrapper.set_autocommit(False)
-            if fresh:
-                own.isolation_level = own.wrapper.connection.isolation_level
             if snapshot:
                 # Sent with the BEGIN psycopg2 sends before the first statement: no round trip.
                 own.wrapper.connection.isolation_level = REPEATABLE_READ
@@ -201,8 +199,9 @@ class Pool:
             return
         try:
             if own.snapshot:
-                # Back before autocommit, where psycopg2 would SET it for the session.
-                wrapper.connection.isolation_level = own.isolation_level
+                # Back to the alias's own (as Django set it from OPTIONS; None: the
+                # server's default) before autocommit, where psycopg2 would SET it.
+                wrapper.connection.isolation_level = _isolation_level(wrapper)
                 own.snapshot = False
             wrapper.set_autocommit(wrapper.settings_dict["AUTOCOMMIT"])
         except DatabaseError:
@@ -230,6 +229,10 @@ def _new_wrapper(alias: str) -> BaseDatabaseWrapper:
     # A file may be closed or collected in another thread; it alone uses this connection then.
     wrapper.inc_thread_sharing()
     return wrapper
+
+
+def _isolation_level(wrapper: BaseDatabaseWrapper) -> int | None:
+    return wrapper.settings_dict.get("OPTIONS", {}).get("isolation_level")
 
 
 def _keep_when_idle(wrapper: BaseDatabaseWrapper) -> bool:

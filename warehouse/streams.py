@@ -113,15 +113,18 @@ class Download:
             self.close()
 
     def _read_in_turn(self, start: int, length: int) -> Iterator[bytes]:
-        """Read a chunk, hand it over, read the next, in one window.
+        """Read a chunk, hand it over, read the next.
 
-        For a range of one chunk, and in the caller's transaction (never
-        windowed): nothing here waits for a client with a window of its own.
+        A window that has read long enough ends before its chunk is handed
+        over; the next read begins another. (Never for a range of one
+        chunk, nor in the caller's transaction, which is not windowed.)
         """
         position, remaining = start, length
         while remaining > 0:
             chunk = self._read_at(position, remaining)
             position, remaining = position + len(chunk), remaining - len(chunk)
+            if remaining and self._windowed and self._window_over():
+                self._end_window()
             yield chunk
 
     def _window_over(self) -> bool:
@@ -275,14 +278,12 @@ class _Reader:
         self._thread.join()
 
     def _read(self, start: int, length: int) -> None:
-        download, position, remaining = self._download, start, length
+        download = self._download
         try:
-            while remaining > 0 and not self._stopped.is_set():
-                chunk = download._read_at(position, remaining)
-                position, remaining = position + len(chunk), remaining - len(chunk)
-                if remaining and download._windowed and download._window_over():
-                    download._end_window()
+            for chunk in download._read_in_turn(start, length):
                 self._hand(chunk)
+                if self._stopped.is_set():
+                    break
             self._hand(None)
         except BaseException as exc:  # the server's thread raises it
             self._hand(exc)
