@@ -94,18 +94,19 @@ def child(system: str, size: int, url: str, media: str) -> dict:
 
     connection.ensure_connection()
     with kept_open():  # as in a request: the package's connections stay open between files
-        return _child_measured(system, size, url)
+        return _child_measured(system, size)
 
 
-def _child_measured(system: str, size: int, url: str) -> dict:
+def _child_measured(system: str, size: int) -> dict:
     save, read, clean = _system(system)
     count = operations_for(size)
-    watcher = _BackendWatcher(url)
+    watcher = _BackendWatcher()
     result: dict = {}
     try:
-        for step, run in (("save", lambda: [save(size) for _ in range(count)]),):
-            handles, seconds, client, backend = _measured(run, watcher)
-            result[step] = {"seconds": seconds, "client_mib": client, "backend_mib": backend}
+        handles, seconds, client, backend = _measured(
+            lambda: [save(size) for _ in range(count)], watcher
+        )
+        result["save"] = {"seconds": seconds, "client_mib": client, "backend_mib": backend}
         for handle in handles:  # untimed: what a first read after a write pays (hint bits,
             read(handle, size)  # the backend's first touch of shared buffers) varies by system
         _, seconds, client, backend = _measured(lambda: [read(h, size) for h in handles], watcher)
@@ -130,7 +131,7 @@ def _measured(run: Callable[[], list], watcher: _BackendWatcher) -> tuple[list, 
 class _BackendWatcher:
     """The largest RSS growth of any PostgreSQL process, polled every 20 ms."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self) -> None:
         import psutil
 
         self._psutil = psutil
@@ -444,11 +445,6 @@ def chart(summary: dict, sizes: list[int], path: Path, machine: str) -> None:
     figure.savefig(path, dpi=80)
 
 
-def huge_round_trip(gib: int, url: str, media: str) -> dict | None:
-    """Save and read back a ``gib`` GiB file through DbFileStorage, once."""
-    return measure("DbFileStorage", gib * 1024 * MIB, url, media)
-
-
 def machine() -> str:
     import platform
 
@@ -482,7 +478,10 @@ def main() -> None:
     from warehouse.testing import embedded_server_url
 
     url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
-    _migrate(url)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import serving
+
+    serving.configure(url)  # migrates the registry
     media = tempfile.mkdtemp(prefix="warehouse-bench-")
     try:
         runs: dict = {size: [] for size in sizes}
@@ -493,7 +492,12 @@ def main() -> None:
                     results[system] = measure(system, size, url, media)
                 runs[size].append(results)
             print(f"repetition {repetition + 1} of {args.repetitions} done", file=sys.stderr)
-        huge = huge_round_trip(args.huge_gib, url, media) if args.huge_gib else None
+        # Once, through DbFileStorage: what the column-based systems cannot store.
+        huge = (
+            measure("DbFileStorage", args.huge_gib * 1024 * MIB, url, media)
+            if args.huge_gib
+            else None
+        )
     finally:
         shutil.rmtree(media, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -515,14 +519,6 @@ def report(
     path.parent.mkdir(parents=True, exist_ok=True)
     chart(summary, sizes, path, made_on)
     print(f"\nwrote {path}")
-
-
-def _migrate(url: str) -> None:
-    subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-         "from benchmarks.serving import configure; configure(sys.argv[2])", str(REPO), url],
-        check=True,
-    )  # fmt: skip
 
 
 if __name__ == "__main__":

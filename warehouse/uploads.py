@@ -29,7 +29,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
 
 from warehouse import registry
-from warehouse.conf import alias_for_writing
 from warehouse.io import DbFileIO, open_large_object
 
 __all__ = ["DbFileUploadHandler", "DbUploadedFile"]
@@ -113,7 +112,7 @@ class DbFileUploadHandler(FileUploadHandler):
         self._digest = registry.Digest(
             check_utf8=registry.is_text(self.file_name or "", self.content_type)
         )
-        self.file = _Incoming(DbFileIO(0, "wb", name=self.file_name, using=alias_for_writing()))
+        self.file = _Incoming(DbFileIO(0, "wb", name=self.file_name))  # on the write alias
         raise StopFutureHandlers  # the file is this handler's: no other writes it anywhere
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
