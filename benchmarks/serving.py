@@ -126,9 +126,12 @@ class Server:
                 assert time.monotonic() < deadline, f"{kind} did not start"
                 time.sleep(0.1)
 
-    def rss(self) -> int:
+    def processes(self) -> list[psutil.Process]:
         parent = psutil.Process(self.process.pid)
-        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+        return [parent, *parent.children(recursive=True)]
+
+    def rss(self) -> int:
+        return sum(p.memory_info().rss for p in self.processes())
 
     def get(self, path: str) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)

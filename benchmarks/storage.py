@@ -11,17 +11,20 @@ timed over many operations: 1 KiB over 200 files, 1 MiB over 20.
 
 Systems: psycopg2's ``lobject`` at 256 KiB and 1 MiB chunks (the ceiling of
 this design), ``DbFileStorage`` (``save()``, ``open()`` + ``read()``),
-``DbFileIO`` (``open_large_object``), a ``bytea`` column, Django's
-``FileSystemStorage`` and django-db-file-storage (base64 in a text column).
+``DbFileIO`` (``open_large_object``), ``db_serve`` (reads only: GET through
+gunicorn on 127.0.0.1, serving benchmarks/serving_site.py, of files the
+storage saved), a ``bytea`` column, Django's ``FileSystemStorage`` and
+django-db-file-storage (base64 in a text column).
 A system that fails at a size (out of memory, over PostgreSQL's 1 GB field
 limit) is shown as failed. Then one round trip of a ``--huge-gib`` file
 through ``DbFileStorage``, which the column-based systems cannot store.
 
 Files are read as a view or a copy reads them, chunk by chunk, except by the
 column-based systems, which hold a file whole anyway. Client memory is the
-growth of the process's peak RSS during the operation;
-the backend's is the largest RSS growth of any PostgreSQL process meanwhile
-(shared buffers it touched included).
+growth of the process's peak RSS during the operation (for ``db_serve``, the
+server's: the HTTP client only counts bytes); the backend's is the largest
+RSS growth of any PostgreSQL process meanwhile (shared buffers it touched
+included).
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ REPO = Path(__file__).resolve().parent.parent
 KIB, MIB = 1024, 1024**2
 BLOCK = MIB  # bytes a generated file yields at a time
 RAW = ("raw lobject 256 KiB", "raw lobject 1 MiB")
+SERVED = "db_serve (gunicorn)"  # reads only: its files are saved by DbFileStorage
 SYSTEMS = (
     *RAW,
     "DbFileStorage",
     "DbFileIO",
+    SERVED,
     "bytea column",
     "FileSystemStorage",
     "django-db-file-storage",
@@ -94,57 +99,109 @@ def child(system: str, size: int, url: str, media: str) -> dict:
 
     connection.ensure_connection()
     with kept_open():  # as in a request: the package's connections stay open between files
+        if system == SERVED:
+            with _served(url) as (server, read):
+                return _child_measured(system, size, read, _RssWatcher(server.processes))
         return _child_measured(system, size)
 
 
-def _child_measured(system: str, size: int) -> dict:
-    save, read, clean = _system(system)
+def _child_measured(
+    system: str, size: int, served: Callable | None = None, server: _RssWatcher | None = None
+) -> dict:
+    """Time ``system``'s saves, then its reads: ``served`` reads in place of its own."""
+    save, read, clean = _system("DbFileStorage" if served else system)
+    read = served or read
     count = operations_for(size)
-    watcher = _BackendWatcher()
+    watcher = _RssWatcher(_postgres_processes)
     result: dict = {}
     try:
         handles, seconds, client, backend = _measured(
             lambda: [save(size) for _ in range(count)], watcher
         )
-        result["save"] = {"seconds": seconds, "client_mib": client, "backend_mib": backend}
+        if not served:  # the storage's saves, measured as DbFileStorage's
+            result["save"] = {"seconds": seconds, "client_mib": client, "backend_mib": backend}
         for handle in handles:  # untimed: what a first read after a write pays (hint bits,
             read(handle, size)  # the backend's first touch of shared buffers) varies by system
-        _, seconds, client, backend = _measured(lambda: [read(h, size) for h in handles], watcher)
+        _, seconds, client, backend = _measured(
+            lambda: [read(h, size) for h in handles], watcher, server
+        )
         result["read"] = {"seconds": seconds, "client_mib": client, "backend_mib": backend}
         clean(handles)
     finally:
         watcher.stop()
+        if server:
+            server.stop()
     result["files"] = count
     return result
 
 
-def _measured(run: Callable[[], list], watcher: _BackendWatcher) -> tuple[list, float, ...]:
+def _measured(
+    run: Callable[[], list], watcher: _RssWatcher, server: _RssWatcher | None = None
+) -> tuple[list, float, ...]:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     watcher.reset()
+    if server:
+        server.reset()
     started = time.perf_counter()
     handles = run()
     seconds = time.perf_counter() - started
-    client = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / KIB  # KiB -> MiB
+    client = (
+        server.peak() / MIB
+        if server
+        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / KIB  # KiB -> MiB
+    )
     return handles, seconds, client, watcher.peak() / MIB
 
 
-class _BackendWatcher:
-    """The largest RSS growth of any PostgreSQL process, polled every 20 ms."""
+@contextlib.contextmanager
+def _served(url: str) -> Iterator[tuple]:
+    """gunicorn serving db_serve, and ``read(name, size)`` that GETs a file chunk by chunk."""
+    import http.client
 
-    def __init__(self) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from serving import Server
+
+    from warehouse.io import READ_SIZE
+
+    server = Server("gunicorn", url)
+
+    def read(name: str, size: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+        connection.request("GET", f"/file/{name}")
+        response, got = connection.getresponse(), 0
+        assert response.status == 200, response.status
+        while data := response.read(READ_SIZE):
+            got += len(data)
+        connection.close()
+        assert got == size, (got, size)
+
+    try:
+        yield server, read
+    finally:
+        server.stop()
+
+
+def _postgres_processes() -> Iterator:
+    import psutil
+
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] and "postgres" in process.info["name"]:
+            yield process
+
+
+class _RssWatcher:
+    """The largest RSS growth of any of ``processes()``, polled every 20 ms."""
+
+    def __init__(self, processes: Callable[[], Iterator]) -> None:
         import psutil
 
         self._psutil = psutil
+        self._processes = processes
         self._base: dict[int, int] = {}
         self._grown = 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
-
-    def _processes(self):
-        for process in self._psutil.process_iter(["name"]):
-            if process.info["name"] and "postgres" in process.info["name"]:
-                yield process
 
     def reset(self) -> None:
         self._base = {}
@@ -366,7 +423,7 @@ def summarize(runs: dict, sizes: list[int]) -> dict:
                 speeds, to_raw, to_bytea, client, backend = [], [], [], [], []
                 for repetition in repetitions:
                     result = repetition.get(system)
-                    if result is None:
+                    if result is None or step not in result:
                         continue
                     speed = mib_s(result, step, size)
                     raws = [mib_s(repetition[r], step, size) for r in RAW if repetition.get(r)]
@@ -396,6 +453,8 @@ def table(summary: dict, sizes: list[int]) -> str:
             lines.append(f"  {_size(size)}")
             for system in SYSTEMS:
                 cell = summary[system][step][size]
+                if system == SERVED and step == "save":
+                    continue
                 if not cell["mib_s"]:
                     lines.append(f"    {system:24} failed")
                     continue
@@ -429,6 +488,8 @@ def chart(summary: dict, sizes: list[int], path: Path, machine: str) -> None:
         for system in SYSTEMS:
             cells = summary[system][step]
             points = [(s / MIB, cells[s]) for s in sizes if cells[s]["mib_s"]]
+            if not points:
+                continue
             for row, (_, _, value) in enumerate(rows):
                 axes[row][column].plot([x for x, _ in points], [value(c) for _, c in points],
                                        marker="o", label=system)  # fmt: skip

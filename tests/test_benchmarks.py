@@ -36,8 +36,9 @@ def installed(*modules: str) -> bool:
 
 
 @pytest.mark.skipif(
-    not installed("matplotlib", "db_file_storage"),
-    reason="matplotlib and django-db-file-storage are not installed (pip install -e '.[bench]')",
+    not installed("matplotlib", "db_file_storage", "gunicorn"),
+    reason="matplotlib, django-db-file-storage or gunicorn is not installed "
+    "(pip install -e '.[bench]')",
 )
 def test_the_storage_benchmark_measures_every_system_and_draws_its_chart(tmp_path):
     printed = run_benchmark(
@@ -55,6 +56,7 @@ def test_the_storage_benchmark_measures_every_system_and_draws_its_chart(tmp_pat
     )
     assert "failed" not in printed
     assert printed.count("django-db-file-storage") == 4  # two sizes, save and read
+    assert printed.count("db_serve (gunicorn)") == 2  # two sizes, read only
     assert (tmp_path / "storage.png").stat().st_size > 0
 
 

@@ -261,10 +261,11 @@ def _adopted_or_written(name: str, content: File, using: str, extension: str) ->
 def _write_new(name: str, content: File, using: str, extension: str) -> str:
     """Stream ``content`` into a new object and register it, in the transaction it joins."""
     digest = registry.Digest(check_utf8=registry.is_text(name))
-    with open_large_object(0, "wb", using=using) as destination:
+    # Unbuffered: each 1 MiB chunk is one lo_write as it is. A buffered writer
+    # would pass it on as a memoryview, which lobject.write() only takes copied.
+    with open_large_object(0, "wb", buffering=0, using=using) as raw:
         for chunk in digest.passing(content.chunks(CHUNK_SIZE)):
-            destination.write(chunk)
-        raw = destination.raw
+            raw.write(chunk)
         registry.record(
             raw.loid,
             name=getattr(content, "name", None) or name,
