@@ -77,6 +77,10 @@ def raw_read_mib_s(url: str, loid: int, size: int) -> dict[int, float]:
 
     speeds = {}
     with psycopg2.connect(url) as connection:
+        # As warehouse.io.bulk_read_size: the backend's first read asks for twice the
+        # largest chunk, or every read after it grows and trims the backend's heap again.
+        connection.lobject(loid, "rb").read(2 * max(RAW_CHUNKS))
+        connection.rollback()
         for chunk in RAW_CHUNKS:
             started = time.perf_counter()
             lobject = connection.lobject(loid, "rb")

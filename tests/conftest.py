@@ -12,9 +12,14 @@ from django.db import connection, connections, models, transaction
 from django.db.backends.signals import connection_created
 
 from warehouse import connections as own_connections
+from warehouse import streams
 
 # A table made by hand, as a legacy schema or another tool would have it.
 LEGACY = "warehouse_test_legacy_scan"
+
+# More than a download reads ahead (the queue and the chunk being read, each of them
+# twice a chunk when it is the first read of a new backend): the reader waits for the client.
+LONGER_THAN_READ_AHEAD = 2 * (streams.READ_AHEAD_CHUNKS + 4) * streams.STREAM_CHUNK_SIZE
 
 
 class SimulatedError(Exception):

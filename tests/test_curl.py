@@ -43,9 +43,10 @@ def test_curl_downloads_a_range(url, tmp_path):
 
 def test_curl_resumes_a_cut_off_download(url, tmp_path):
     target = tmp_path / "resumed"
-    # 8 MiB at 1 MB/s takes 8 s: cut off by --max-time well before the end, even if
-    # curl's limiter lets a burst through (a 2 MB/s limit once let all of it through).
-    cut = curl("--fail", "--limit-rate", "1M", "--max-time", "1", "-o", str(target), url)
+    # 8 MiB at 512 KB/s takes 16 s: cut off by --max-time well before the end, even if
+    # curl's limiter lets a burst through (a 2 MB/s limit once let all of it through),
+    # and after the first bytes even on a busy machine (1 s once gave none).
+    cut = curl("--fail", "--limit-rate", "512K", "--max-time", "3", "-o", str(target), url)
     assert cut.returncode == 28  # cut off by --max-time
     assert 0 < target.stat().st_size < len(CONTENT)
     assert curl("--fail", "-C", "-", "-o", str(target), url).returncode == 0

@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.db import connections
 from django.utils.http import http_date
 
-from tests.conftest import large_object_oids
+from tests.conftest import LONGER_THAN_READ_AHEAD, large_object_oids
 from tests.factories import InvoiceFactory, UserFactory
 from warehouse import streams
 from warehouse.models import StoredFile
@@ -292,10 +292,6 @@ def package_transactions_open() -> int:
             "AND state LIKE 'idle in transaction%%'"
         )
         return cursor.fetchone()[0]
-
-
-# More chunks than are read ahead: the reader has to wait for the client.
-LONGER_THAN_READ_AHEAD = (streams.READ_AHEAD_CHUNKS + 4) * streams.STREAM_CHUNK_SIZE
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "replica"])

@@ -19,6 +19,7 @@ from django.db.transaction import TransactionManagementError
 from django.test import RequestFactory, override_settings
 
 from tests.conftest import (
+    LONGER_THAN_READ_AHEAD,
     SimulatedError,
     large_object_content,
     large_object_oids,
@@ -440,8 +441,7 @@ def test_a_backend_killed_mid_stream_ends_the_body_and_the_next_download_works(m
     # would begin on a new connection, and the body would go on from there.
     monkeypatch.setattr(streams, "SLOW_CLIENT_SECONDS", 3600)
     monkeypatch.setattr(streams, "WINDOW_SECONDS", 3600)
-    # Longer than what is read ahead, so that some of it is read after the kill.
-    size = (streams.READ_AHEAD_CHUNKS + 4) * streams.STREAM_CHUNK_SIZE
+    size = LONGER_THAN_READ_AHEAD  # so that some of it is read after the kill
     name = db_file_storage.save("stream.bin", ContentFile(b"x" * size))
     request = RequestFactory().get("/")
     response = db_serve(request, name)
