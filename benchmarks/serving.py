@@ -77,7 +77,7 @@ def raw_read_mib_s(url: str, loid: int, size: int) -> dict[int, float]:
 
     speeds = {}
     with psycopg2.connect(url) as connection:
-        # As warehouse.io.bulk_read_size: the backend's first read asks for twice the
+        # As warehouse.io.read_size_to_ask(): the backend's first read asks for twice the
         # largest chunk, or every read after it grows and trims the backend's heap again.
         connection.lobject(loid, "rb").read(2 * max(RAW_CHUNKS))
         connection.rollback()

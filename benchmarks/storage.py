@@ -271,7 +271,7 @@ def _system(name: str) -> tuple[Callable, Callable, Callable]:
         primed = [False]
 
         def read(loid: int, size: int) -> None:
-            # As warehouse.io.bulk_read_size: the backend's first read asks for twice the
+            # As warehouse.io.read_size_to_ask(): the backend's first read asks for twice the
             # chunk, or every read after it grows and trims the backend's heap again.
             lobject, got = raw.lobject(loid, "rb"), 0
             while data := lobject.read(chunk if primed[0] else 2 * chunk):

@@ -142,7 +142,7 @@ def test_a_reader_whose_transaction_was_ended_reopens_where_it_was(make_object):
     assert reader.read(4) == b"0123"
     terminate_idle_transactions_of_the_package()
     with pytest.raises(OperationalError):
-        reader.read(3)
+        reader.read(6)  # more than a first read may have read past what it returned
     assert reader.read(3) == b"456"
     reader.close()
 
@@ -407,7 +407,7 @@ def test_a_backend_killed_mid_read_is_an_operational_error_and_the_thread_carrie
     assert file.read(2) == b"01"
     assert terminate_idle_transactions_of_the_package() == 1
     with pytest.raises(OperationalError):
-        file.read(2)
+        file.read(8)  # more than a first read may have read past what it returned
     file.close()
     Folder.objects.create()
     with DbFileIO(loid, "rb") as again:

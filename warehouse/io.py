@@ -46,32 +46,34 @@ CHUNK_SIZE = 1024**2  # bytes
 # Every read asks for this much. Measured: whole files read at 1.5x the speed of 1 MiB
 # reads, and streamed at 3x (a buffer that large is a fresh mmap in this process).
 READ_SIZE = 256 * 1024  # bytes
-# The psycopg2 connections whose backend has had its first bulk read: see bulk_read_size().
-_primed_backends: weakref.WeakSet = weakref.WeakSet()
+# Per psycopg2 connection (one backend), the largest read its heap is ready for: see
+# read_size_to_ask(). Reads above the cap are rare, and their buffers mmapped anyway.
+_prepared_backends: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PREPARED_UP_TO = 8 * 1024**2  # bytes
 # What open_large_object() buffers; Django reads in 64 KiB chunks, a round trip each without it.
 DEFAULT_BUFFER_SIZE = READ_SIZE
 
 
-def bulk_read_size(connection: BaseDatabaseWrapper, limit: int | None = None) -> int:
-    """How much the next read of a loop asks for on ``connection``, at most ``limit``.
+def read_size_to_ask(connection: BaseDatabaseWrapper, size: int, limit: int | None = None) -> int:
+    """How much to ask ``lo_read`` for on ``connection`` to read ``size`` (never over ``limit``).
 
-    ``READ_SIZE``, except that the first such read of each backend asks for
-    twice that. A PostgreSQL backend (glibc's malloc) grows its heap for the
-    buffer of every ``lo_read`` and trims it again after, four ``brk`` calls
-    and their page faults per 256 KiB read (counted with strace), until it has
-    once freed a block at least twice the read's size: that raises malloc's
-    trim threshold for the rest of the backend's life. Measured here: reads
-    on a fresh backend ran at 200-300 MiB/s before that block and 600-900
-    after it. The block costs nothing but its allocation: ``lo_read`` asks
-    the memory for its length, and fills only what the object has.
+    ``size``, except on a backend's first read of that size, which asks for
+    twice as much. A PostgreSQL backend (glibc's malloc) grows its heap for
+    the buffer of every ``lo_read`` and trims it again after, four ``brk``
+    calls and their page faults per 256 KiB read (counted with strace), until
+    it has once freed a block at least twice the read's size: that raises
+    malloc's trim threshold for the rest of the backend's life. Measured here:
+    256 KiB reads on a fresh backend ran at 200-300 MiB/s before that block,
+    600-900 after it. The block costs little more than its allocation:
+    ``lo_read`` allocates what it was asked for and fills what the object has.
     """
     backend = connection.connection  # psycopg2's: one per backend
-    size = READ_SIZE if backend is None or backend in _primed_backends else 2 * READ_SIZE
-    if limit is not None and limit < size:
-        return limit
-    if backend is not None:
-        _primed_backends.add(backend)
-    return size
+    if backend is None or size > _PREPARED_UP_TO or _prepared_backends.get(backend, 0) >= size:
+        return size if limit is None else min(size, limit)
+    if limit is not None and limit < 2 * size:
+        return min(size, limit)
+    _prepared_backends[backend] = size
+    return 2 * size
 
 
 _MODE_LETTERS = frozenset("rwax")
@@ -116,6 +118,8 @@ class DbFileIO(io.RawIOBase):
     _changed = False
     # Where a short read of a reader found the end: its snapshot keeps it there.
     _end_seen: int | None = None
+    # Bytes a reader's read got beyond what it was asked for; the server's position is past them.
+    _read_past: bytes = b""
     mode = ""
     name = ""
 
@@ -238,6 +242,8 @@ class DbFileIO(io.RawIOBase):
             if not isinstance(self._seat, transactions.ReadingSeat):
                 raise self._ended()
             self._reopen()
+        if method != "read":
+            self._read_past = b""  # every other call sets the server's position anew
         with self._database_errors():
             return getattr(self._lobject, method)(*args)
 
@@ -261,7 +267,7 @@ class DbFileIO(io.RawIOBase):
             seat.release(commit=False)
             raise
         self._seat, self._lobject, self._error = seat, lobject, None
-        self._end_seen = None  # a new snapshot: the object may have grown
+        self._end_seen, self._read_past = None, b""  # a new snapshot: the object may have changed
 
     # -- io.RawIOBase ---------------------------------------------------------
 
@@ -301,9 +307,9 @@ class DbFileIO(io.RawIOBase):
         """
         self._check_readable_now()
         chunks = []
-        while data := self._read_chunk(size := bulk_read_size(self._seat.connection)):
+        while data := self._read_chunk(READ_SIZE):
             chunks.append(data)
-            if len(data) < size:
+            if len(data) < READ_SIZE:
                 break
         return b"".join(chunks)
 
@@ -317,20 +323,31 @@ class DbFileIO(io.RawIOBase):
         return len(data)
 
     def _read_chunk(self, size: int) -> bytes:
-        """One ``lo_read``, or none at the end a short read found.
+        """``size`` bytes, fewer only at the end: one ``lo_read`` at most.
 
         ``lo_read`` returns less than asked only at the end. A read-only
         descriptor reads one snapshot, so that end stays where it was: the
         read after it (``chunks()`` and ``while read(n)`` loops make one) needs
-        no round trip to learn it.
+        no round trip to learn it. What a reader's read got past ``size``
+        (see :func:`read_size_to_ask`) is returned first by the next.
         """
-        if self._pos == self._end_seen and not self._seat.ended:
-            return b""
-        data = self._call("read", size)
+        kept, self._read_past = self._read_past[:size], self._read_past[size:]
+        self._pos += len(kept)
+        if len(kept) == size or (self._pos == self._end_seen and not self._seat.ended):
+            return kept
+        wanted = size - len(kept)  # less than size only at the end, as lo_read's
+        asked = wanted if self._writable else read_size_to_ask(self._seat.connection, wanted)
+        try:
+            data = self._call("read", asked)
+        except BaseException:
+            self._pos, self._read_past = self._pos - len(kept), kept  # not read after all
+            raise
+        if len(data) < asked and not self._writable:
+            self._end_seen = self._pos + len(data)
+        if len(data) > wanted:  # a backend's first read asked for more: the rest is next
+            data, self._read_past = data[:wanted], data[wanted:]
         self._pos += len(data)
-        if len(data) < size and not self._writable:
-            self._end_seen = self._pos
-        return data
+        return kept + data if kept else data
 
     def write(self, data: Any) -> int:
         self._check_writable_now()

@@ -34,7 +34,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from warehouse import registry, transactions
-from warehouse.io import READ_SIZE, bulk_read_size
+from warehouse.io import READ_SIZE, read_size_to_ask
 from warehouse.objects import file_errors
 
 logger = logging.getLogger("warehouse.views")
@@ -136,7 +136,8 @@ class Download:
             self._begin_window()
         if self._at != position:
             self._at = self._call("seek", position, io.SEEK_SET)
-        chunk = self._call("read", bulk_read_size(self._seat.connection, limit=remaining))
+        size = read_size_to_ask(self._seat.connection, STREAM_CHUNK_SIZE, limit=remaining)
+        chunk = self._call("read", size)
         if not chunk:
             raise ObjectChangedError(f"large object {self.loid} ended before its length")
         self._at = position + len(chunk)
