@@ -141,6 +141,8 @@ def test_without_the_setup_reading_is_a_permission_error(two_roles):
         db_file_storage.open(name)
     with pytest.raises(PermissionError, match="warehouse_storedfile"):
         db_file_storage.size(name)
+    with pytest.raises(PermissionError, match="warehouse_storedfile"):
+        db_file_storage.listdir("")
 
 
 def test_without_the_setup_serving_is_a_logged_404(two_roles, client, caplog):
