@@ -5,9 +5,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.db import connection, connections, models, transaction
 from django.db.backends.signals import connection_created
 
@@ -183,6 +185,74 @@ def role_that_may_not_read(*tables: str) -> Iterator[None]:
             if not rolled_back:
                 cursor.execute(f"DROP OWNED BY {role}")
                 cursor.execute(f"DROP ROLE {role}")
+
+
+# Marks a test that uses the `roles` fixture: its aliases, and real commits (the
+# roles' own connections must see the roles and what the test made).
+as_roles = pytest.mark.django_db(transaction=True, databases=["default", "writer", "reader"])
+
+
+@dataclass
+class Roles:
+    """The roles behind the aliases "writer" and "reader" (tests/settings.py)."""
+
+    writer: str
+    reader: str
+
+    def run(self, alias: str, statement: str, *params: object) -> list[tuple]:
+        """Run SQL as the role behind ``alias`` ("default": the test's superuser)."""
+        with connections[alias].cursor() as cursor:
+            # No parameters, no %-interpolation: SQL given by a hint may hold a %.
+            cursor.execute(statement, params or None)
+            return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def roles(request):
+    """Create the roles of the aliases "writer" and "reader"; drop them afterwards.
+
+    The writer is no superuser: it may change the rows of every table, as an
+    application's role does. The reader may read every table but the
+    registry, and no large object: the rest is what tests grant it.
+    """
+    if request.node.get_closest_marker("django_db") is None:
+        pytest.fail("a test with roles needs @as_roles")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if not cursor.fetchone()[0]:
+            pytest.skip("creating roles needs a superuser")
+    names = Roles(
+        writer=settings.DATABASES["writer"]["USER"], reader=settings.DATABASES["reader"]["USER"]
+    )
+    created = []
+    try:
+        for alias in ("writer", "reader"):
+            role, password = getattr(names, alias), settings.DATABASES[alias]["PASSWORD"]
+            names.run("default", f'CREATE ROLE "{role}" LOGIN PASSWORD %s', password)
+            created.append(role)
+        names.run(
+            "default",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+            f'TO "{names.writer}";'
+            f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{names.writer}";'
+            f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{names.reader}";'
+            f'REVOKE SELECT ON warehouse_storedfile FROM "{names.reader}"',
+        )
+        yield names
+    finally:
+        for alias in ("writer", "reader"):
+            connections[alias].close()
+        if created:
+            # With what the writer granted onwards (DROP OWNED BY the reader would not).
+            names.run(
+                "default",
+                f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{names.writer}" CASCADE',
+            )
+        # One role at a time, the reader first: "DROP OWNED BY writer, reader" fails on
+        # PostgreSQL 18 ("could not find tuple for default ACL") when a default
+        # privilege of the one names the other.
+        for role in reversed(created):
+            names.run("default", f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
 @contextmanager

@@ -20,6 +20,17 @@ DATABASES = {
     "replica": {**_database, "TEST": {"MIRROR": "default"}},
     # A separate database as the read alias, so that a read on the wrong one fails a test.
     "read_alias": {**_database, "TEST": {"NAME": f"test_warehouse_read_alias_{os.getpid()}"}},
+    # The same database as two roles that tests/conftest.py's `roles` fixture creates (roles
+    # belong to the whole server, hence the pid): a writer that is no superuser, and a reader.
+    **{
+        alias: {
+            **_database,
+            "USER": f"warehouse_{alias}_{os.getpid()}",
+            "PASSWORD": "only-for-the-tests",
+            "TEST": {"MIRROR": "default"},
+        }
+        for alias in ("writer", "reader")
+    },
 }
 
 INSTALLED_APPS = [

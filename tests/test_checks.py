@@ -1,11 +1,9 @@
 """System checks report a misconfiguration in manage.py check, with a stable id."""
 
 import io
-import os
 import re
+import shlex
 import types
-import uuid
-from dataclasses import dataclass
 
 import pytest
 from django.core.management import call_command
@@ -15,8 +13,10 @@ from django.db.utils import ConnectionHandler
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from tests.conftest import Roles, as_roles
 from tests.models import Document, Invoice
 from warehouse import checks
+from warehouse.grants import Missing
 
 
 def error_ids() -> list[str]:
@@ -118,144 +118,162 @@ def test_migrate_shows_w002_and_still_applies_the_migration():
 
 # -- warehouse.W001: the reader's privileges on the writer's objects ----------------
 
-PASSWORD = "only-for-this-test"
-
-
-@dataclass
-class Roles:
-    """A writer and a reader role, each with a connection of its own."""
-
-    writer: str
-    reader: str
-    connections: ConnectionHandler
-
-    def run(self, alias: str, statement: str, *params: object) -> list[tuple]:
-        with self.connections[alias].cursor() as cursor:
-            # No parameters, no %-interpolation: the hints' SQL holds format()'s %s.
-            cursor.execute(statement, params or None)
-            return cursor.fetchall() if cursor.description else []
-
-
-def superuser_run(statement: str) -> None:
-    with connections["default"].cursor() as cursor:
-        cursor.execute(statement)
-
 
 @pytest.fixture
-def roles(transactional_db, monkeypatch):
-    """Aliases "writer" and "reader" that log in as two new roles, dropped afterwards.
-
-    Roles belong to the whole cluster, not the per-process test database, so
-    their names are unique and they are always dropped. They are committed
-    (a transactional test): the roles' own connections must see them.
-    """
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        if not cursor.fetchone()[0]:
-            pytest.skip("creating roles needs a superuser")
-    suffix = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    names = {"writer": f"warehouse_writer_{suffix}", "reader": f"warehouse_reader_{suffix}"}
-    settings = connections["default"].settings_dict
-    handler = ConnectionHandler(
-        {
-            "default": {**settings},
-            **{
-                alias: {**settings, "USER": role, "PASSWORD": PASSWORD}
-                for alias, role in names.items()
-            },
-        }
-    )
-    created = []
-    try:
-        for role in names.values():
-            with connections["default"].cursor() as cursor:
-                cursor.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD %s', [PASSWORD])
-            created.append(role)
-        monkeypatch.setattr(checks, "connections", handler)
-        with override_settings(WAREHOUSE_DB_FOR_WRITE="writer", WAREHOUSE_DB_FOR_READ="reader"):
-            yield Roles(names["writer"], names["reader"], handler)
-    finally:
-        try:
-            handler.close_all()
-        finally:
-            # One role at a time, the reader first: "DROP OWNED BY writer, reader" fails
-            # on PostgreSQL 18 ("could not find tuple for default ACL") when a default
-            # privilege of the one names the other.
-            for role in reversed(created):
-                superuser_run(f'DROP OWNED BY "{role}"')
-                superuser_run(f'DROP ROLE "{role}"')
+def split(roles):
+    """Files written as the writer and read as the reader, who may read nothing of them."""
+    with override_settings(WAREHOUSE_DB_FOR_WRITE="writer", WAREHOUSE_DB_FOR_READ="reader"):
+        yield roles
 
 
 def privilege_warnings(databases=("writer", "reader")) -> list:
     return checks.check_large_object_privileges(databases=list(databases))
 
 
+def grant_the_registry(roles: Roles) -> None:
+    roles.run("default", f'GRANT SELECT ON warehouse_storedfile TO "{roles.reader}"')
+
+
 def needs_postgresql_18(roles: Roles) -> None:
-    if roles.connections["writer"].pg_version < 180000:
+    if connections["writer"].pg_version < 180000:
         pytest.skip("default privileges for large objects came in PostgreSQL 18")
 
 
-def test_a_reader_that_cannot_read_the_writers_objects_is_w001(roles):
+@as_roles
+def test_a_reader_that_cannot_read_the_writers_objects_is_w001(split):
     [warning] = privilege_warnings()
     assert warning.id == "warehouse.W001"
-    assert roles.reader in warning.msg
-    assert roles.writer in warning.msg
+    assert split.reader in warning.msg
+    assert split.writer in warning.msg
 
 
-def test_w001_tells_the_truth(roles):
-    [(loid,)] = roles.run("writer", "SELECT lo_from_bytea(0, 'secret')")
+@as_roles
+def test_w001_tells_the_truth(split):
+    [(loid,)] = split.run("writer", "SELECT lo_from_bytea(0, 'secret')")
     with pytest.raises(ProgrammingError, match="permission denied for large object"):
-        roles.run("reader", "SELECT lo_get(%s)", loid)
+        split.run("reader", "SELECT lo_get(%s)", loid)
 
 
-def test_the_w001_hint_on_postgresql_18_lets_the_reader_read_new_objects(roles):
-    needs_postgresql_18(roles)
+@as_roles
+def test_w001_names_the_registry_table_the_reader_cannot_read(split):
+    split.run("default", f'GRANT "{split.writer}" TO "{split.reader}"')
+    split.run("default", f'REVOKE SELECT ON warehouse_storedfile FROM "{split.writer}"')
+    [warning] = privilege_warnings()
+    assert warning.msg.endswith('cannot read the registry table "warehouse_storedfile".')
+    assert warning.hint.startswith(
+        f'GRANT SELECT ON "warehouse_storedfile" TO "{split.reader}"; (as the table\'s owner)'
+    )
+
+
+@as_roles
+def test_w001_is_silent_once_the_setting_names_the_reader(split):
+    grant_the_registry(split)
+    with override_settings(WAREHOUSE_READ_ROLES=[split.reader]):
+        assert privilege_warnings() == []
+
+
+@as_roles
+def test_w001_is_silent_once_the_setting_names_a_role_the_reader_is_member_of(split):
+    grant_the_registry(split)
+    group = f"{split.reader}_group"
+    split.run("default", f'CREATE ROLE "{group}"; GRANT "{group}" TO "{split.reader}"')
+    try:
+        with override_settings(WAREHOUSE_READ_ROLES=[group]):
+            assert privilege_warnings() == []
+    finally:
+        split.run("default", f'DROP ROLE "{group}"')
+
+
+@as_roles
+def test_w001_still_warns_when_the_setting_names_another_role(split):
+    grant_the_registry(split)
+    with override_settings(WAREHOUSE_READ_ROLES=[split.writer]):
+        [warning] = privilege_warnings()
+    assert "WAREHOUSE_READ_ROLES" in warning.hint
+
+
+@as_roles
+def test_the_w001_hint_on_postgresql_18_lets_the_reader_read_new_objects(split):
+    needs_postgresql_18(split)
+    grant_the_registry(split)
     [warning] = privilege_warnings()
     [grant] = re.findall(r"ALTER DEFAULT PRIVILEGES [^;]*;", warning.hint)
     assert grant == (
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.writer}" '
-        f'GRANT SELECT ON LARGE OBJECTS TO "{roles.reader}";'
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{split.writer}" '
+        f'GRANT SELECT ON LARGE OBJECTS TO "{split.reader}";'
     )
-    roles.run("writer", grant)
-    [(loid,)] = roles.run("writer", "SELECT lo_from_bytea(0, 'shared')")
-    assert bytes(roles.run("reader", "SELECT lo_get(%s)", loid)[0][0]) == b"shared"
+    split.run("writer", grant)
+    [(loid,)] = split.run("writer", "SELECT lo_from_bytea(0, 'shared')")
+    assert bytes(split.run("reader", "SELECT lo_get(%s)", loid)[0][0]) == b"shared"
     assert privilege_warnings() == []
 
 
-def test_the_w001_hint_grants_the_objects_that_exist_already(roles):
-    [(loid,)] = roles.run("writer", "SELECT lo_from_bytea(0, 'older')")
-    [warning] = privilege_warnings()
-    [grant_existing] = re.findall(r"DO \$\$.*?END\$\$;", warning.hint)
-    roles.run("writer", grant_existing)
-    assert bytes(roles.run("reader", "SELECT lo_get(%s)", loid)[0][0]) == b"older"
+@as_roles
+def test_the_w001_hint_grants_the_objects_that_exist_already(split):
+    grant_the_registry(split)
+    [(loid,)] = split.run("writer", "SELECT lo_from_bytea(0, 'older')")
+    with override_settings(WAREHOUSE_READ_ROLES=[split.reader]):
+        [warning] = privilege_warnings()
+    assert warning.msg.endswith("cannot read some of the large objects that exist already.")
+    [command] = re.findall(r"'manage.py (warehouse_grant [^']*)'", warning.hint)
+    call_command(*shlex.split(command), stdout=io.StringIO(), stderr=io.StringIO())
+    assert bytes(split.run("reader", "SELECT lo_get(%s)", loid)[0][0]) == b"older"
+    with override_settings(WAREHOUSE_READ_ROLES=[split.reader]):
+        assert privilege_warnings() == []
 
 
-def test_the_w001_hint_before_postgresql_18_offers_grants_and_compat_privileges():
-    hint = checks._privileges_hint("writer", "reader", 150000)
+def test_the_w001_hint_before_postgresql_18_offers_the_setting_and_the_grants():
+    missing = Missing("reader", "writer", True, existing_objects=True, table='"registry"')
+    hint = checks._privileges_hint(missing, 150000)
     assert "ALTER DEFAULT PRIVILEGES" not in hint
-    assert "GRANT SELECT ON LARGE OBJECT %s TO %s', o, '\"reader\"'" in hint
-    assert 'ALTER ROLE "reader" SET lo_compat_privileges = on;' in hint
+    assert "Add 'reader' to WAREHOUSE_READ_ROLES" in hint
+    assert 'GRANT SELECT ON "registry" TO "reader";' in hint
+    assert "'manage.py warehouse_grant --role reader'" in hint
 
 
-def test_a_default_privilege_granted_to_public_passes(roles):
-    needs_postgresql_18(roles)
-    roles.run("writer", "ALTER DEFAULT PRIVILEGES GRANT SELECT ON LARGE OBJECTS TO PUBLIC")
+@as_roles
+def test_a_default_privilege_granted_to_public_passes(split):
+    needs_postgresql_18(split)
+    grant_the_registry(split)
+    split.run("writer", "ALTER DEFAULT PRIVILEGES GRANT SELECT ON LARGE OBJECTS TO PUBLIC")
     assert privilege_warnings() == []
 
 
-def test_a_reader_that_is_a_member_of_the_writer_passes(roles):
-    superuser_run(f'GRANT "{roles.writer}" TO "{roles.reader}"')
+@as_roles
+def test_a_reader_that_is_a_member_of_the_writer_passes(split):
+    split.run("default", f'GRANT "{split.writer}" TO "{split.reader}"')
     assert privilege_warnings() == []
 
 
-def test_a_reader_with_lo_compat_privileges_passes(roles):
-    superuser_run(f'ALTER ROLE "{roles.reader}" SET lo_compat_privileges = on')
+@as_roles
+def test_a_reader_with_lo_compat_privileges_passes(split):
+    grant_the_registry(split)
+    split.run("default", f'ALTER ROLE "{split.reader}" SET lo_compat_privileges = on')
     assert privilege_warnings() == []
 
 
-def test_w001_needs_both_aliases_to_be_given(roles):
+@as_roles
+def test_w001_needs_both_aliases_to_be_given(split):
     assert privilege_warnings(databases=["writer"]) == []
     assert privilege_warnings(databases=["reader"]) == []
+
+
+# -- WAREHOUSE_READ_ROLES ----------------------------------------------------------------
+
+
+@override_settings(WAREHOUSE_READ_ROLES="reader")
+def test_read_roles_that_are_not_a_list_are_e006():
+    [error] = checks.check_read_roles()
+    assert error.id == "warehouse.E006"
+
+
+@pytest.mark.django_db
+@override_settings(WAREHOUSE_READ_ROLES=["warehouse_nobody", "Warehouse_Nobody"])
+def test_read_roles_that_do_not_exist_are_w003_with_the_write_alias():
+    assert checks.check_large_object_privileges(databases=None) == []
+    [warning] = checks.check_large_object_privileges(databases=["default"])
+    assert warning.id == "warehouse.W003"
+    assert "warehouse_nobody, Warehouse_Nobody" in warning.msg
 
 
 @pytest.mark.django_db(databases=["default", "replica"])

@@ -8,7 +8,7 @@ large-object functions per connection, are not what these count.
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connections, transaction
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 
 from tests.protocol import package_connections_through
 from warehouse.storage import db_file_storage
@@ -76,6 +76,15 @@ def test_saving_a_small_file_takes_6_round_trips(proxy):
     # BEGIN, lo_creat, lo_open, lowrite, the registry row, COMMIT (which closes
     # the descriptor: no lo_close), on a connection of the package's own.
     assert round_trips_of(proxy, stored) == 6
+
+
+def test_saving_a_small_file_for_read_roles_takes_1_round_trip_more(proxy):
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        (role,) = cursor.fetchone()
+    # As above, and the GRANT (for a role of its own: any role would do).
+    with override_settings(WAREHOUSE_READ_ROLES=[role]):
+        assert round_trips_of(proxy, stored) == 7
 
 
 def test_saving_a_small_file_inside_atomic_takes_9_round_trips(proxy):

@@ -19,12 +19,14 @@ class WarehouseConfig(AppConfig):
             check_file_field_indexes,
             check_file_fields,
             check_large_object_privileges,
+            check_read_roles,
             check_reference_fields,
             check_registry_migrated,
         )
 
         checks.register(check_databases)
         checks.register(check_reference_fields)
+        checks.register(check_read_roles)
         checks.register(check_file_fields, checks.Tags.models)
         # These connect: Django runs them only with the aliases they may use.
         checks.register(check_registry_migrated, checks.Tags.database)

@@ -9,6 +9,7 @@ to use (``migrate``, ``check --database ALIAS``), and passes those. (Django
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +20,9 @@ from django.db import connections, router
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Field, Model
 
+from warehouse import registry
 from warehouse.conf import conf
+from warehouse.grants import Missing, missing_for_reading, missing_roles
 
 _PSYCOPG3_HINT = (
     "Django prefers psycopg 3 whenever it is installed, and psycopg 3 has no "
@@ -108,97 +111,120 @@ def check_registry_migrated(
     ]
 
 
+def check_read_roles(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check that ``WAREHOUSE_READ_ROLES`` is a list of role names."""
+    try:
+        conf.WAREHOUSE_READ_ROLES  # noqa: B018 - reading it is what validates it
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint='Like ["app_reader"].', id="warehouse.E006")]
+    return []
+
+
 def check_large_object_privileges(
     app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Check that the read alias's role can read the objects the write alias's role creates.
+    """Check that the read alias's role can read the write alias's objects and the registry.
 
     A large object is readable by its owner (the role that created it) and
-    by roles granted SELECT on it. Runs only when Django may use both
-    aliases (``manage.py check --database <write> --database <read>``).
+    by roles granted SELECT on it; the registry table, which every read of
+    a file's facts joins, by roles granted SELECT on it. Runs only when
+    Django may use both aliases (``manage.py check --database <write>
+    --database <read>``); the read roles' existence, with the write alias.
     """
     read_alias, write_alias = conf.WAREHOUSE_DB_FOR_READ, conf.WAREHOUSE_DB_FOR_WRITE
+    errors = _check_read_roles_exist(databases, write_alias)
     if (
         read_alias == write_alias
         or not _may_use(databases, read_alias)
         or not _may_use(databases, write_alias)
         or _same_login(connections[read_alias], connections[write_alias])
     ):
-        return []
-    with connections[read_alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT current_user, current_setting('is_superuser') = 'on', "
-            "current_setting('lo_compat_privileges') = 'on'"
-        )
-        reader, superuser, compatible = cursor.fetchone()
+        return errors
     writer = connections[write_alias]
-    with writer.cursor() as cursor:
-        cursor.execute("SELECT current_user")
-        (writer_role,) = cursor.fetchone()
-        if superuser or compatible or reader == writer_role:
-            return []
-        cursor.execute(_CAN_READ_WHAT_WRITER_CREATES, [reader])
-        row = cursor.fetchone()
-    # No row: the reader's role is unknown where the writer creates objects, so
-    # the read alias is some other cluster, not a replica; nothing to tell.
-    if row is None or row[0]:
+    missing = missing_for_reading(connections[read_alias], writer, _read_roles(), registry.table())
+    if missing is None:
+        return errors
+    return [
+        *errors,
+        Warning(
+            f"WAREHOUSE_DB_FOR_READ ({read_alias!r}) connects as role {missing.reader!r}, "
+            f"which cannot read {_described(missing, write_alias)}.",
+            hint=_privileges_hint(missing, writer.pg_version),
+            id="warehouse.W001",
+        ),
+    ]
+
+
+def _check_read_roles_exist(
+    databases: Iterable[str] | None, write_alias: Any
+) -> list[CheckMessage]:
+    """W003: a read role the write alias's server does not know makes every save fail."""
+    roles = _read_roles()
+    if not roles or not _may_use(databases, write_alias):
+        return []
+    missing = missing_roles(connections[write_alias], roles)
+    if not missing:
         return []
     return [
         Warning(
-            f"WAREHOUSE_DB_FOR_READ ({read_alias!r}) connects as role {reader!r}, which "
-            f"cannot read the large objects that role {writer_role!r} "
-            f"(WAREHOUSE_DB_FOR_WRITE, {write_alias!r}) creates.",
-            hint=_privileges_hint(writer_role, reader, writer.pg_version),
-            id="warehouse.W001",
+            f"WAREHOUSE_READ_ROLES names roles that do not exist on database {write_alias!r} "
+            f"(WAREHOUSE_DB_FOR_WRITE): {', '.join(missing)}. Saving a file will fail.",
+            hint="Create them (CREATE ROLE ...), or correct the setting: names are exact, "
+            "case included.",
+            id="warehouse.W003",
         )
     ]
 
 
-# Whether the reader (%s, a role name) may read every object the current role
-# will create: as a member of it, or by a default privilege (PostgreSQL 18+)
-# granted to it, to a role it inherits from, or to PUBLIC (grantee 0).
-_CAN_READ_WHAT_WRITER_CREATES = """
-    SELECT pg_has_role(reader.oid, writer.oid, 'USAGE') OR EXISTS (
-        SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
-        WHERE d.defaclobjtype = 'L' AND d.defaclrole = writer.oid
-          AND a.privilege_type = 'SELECT'
-          AND CASE WHEN a.grantee = 0 THEN TRUE
-                   ELSE pg_has_role(reader.oid, a.grantee, 'USAGE') END
-    )
-    FROM pg_roles reader, pg_roles writer
-    WHERE reader.rolname = %s AND writer.rolname = current_user
-"""
+def _read_roles() -> list[str]:
+    try:
+        return conf.WAREHOUSE_READ_ROLES
+    except ImproperlyConfigured:
+        return []  # E006
 
 
-def _privileges_hint(writer: str, reader: str, pg_version: int) -> str:
-    """The SQL that lets ``reader`` read ``writer``'s objects, for this server's version."""
-    owner, grantee = _quote_role(writer), _quote_role(reader)
-    existing = (
-        "DO $$DECLARE o oid; BEGIN FOR o IN SELECT oid FROM pg_largeobject_metadata "
-        f"WHERE lomowner = {_literal(owner)}::regrole LOOP EXECUTE format('GRANT SELECT "
-        f"ON LARGE OBJECT %s TO %s', o, {_literal(grantee)}); END LOOP; END$$;"
-    )
-    if pg_version >= 180000:
-        return (
-            f"As {owner} or a superuser, run: ALTER DEFAULT PRIVILEGES FOR ROLE {owner} "
-            f"GRANT SELECT ON LARGE OBJECTS TO {grantee}; and, for the objects that exist "
-            f"already: {existing}"
+def _described(missing: Missing, write_alias: str) -> str:
+    parts = []
+    if missing.new_objects:
+        parts.append(
+            f"the large objects that role {missing.writer!r} (WAREHOUSE_DB_FOR_WRITE, "
+            f"{write_alias!r}) creates"
         )
-    return (
-        f"PostgreSQL {pg_version // 10000} has no default privileges for large objects "
-        f"(they came in 18): grant SELECT on each object to {grantee} after it is created; "
-        f"for those that exist now: {existing} Or, as a superuser: ALTER ROLE {grantee} "
-        f"SET lo_compat_privileges = on; (less safe: it lets {grantee} also write and "
-        "unlink every large object)."
+    if missing.existing_objects:
+        parts.append("some of the large objects that exist already")
+    if missing.table:
+        parts.append(f"the registry table {missing.table}")
+    return " and ".join(parts)
+
+
+def _privileges_hint(missing: Missing, pg_version: int) -> str:
+    """What lets the reader read what it is ``missing``, for this server's version."""
+    owner, grantee = _quote_role(missing.writer), _quote_role(missing.reader)
+    steps = []
+    if missing.new_objects:
+        if pg_version >= 180000:
+            ahead = (
+                f"or, as {owner} or a superuser: ALTER DEFAULT PRIVILEGES FOR ROLE {owner} "
+                f"GRANT SELECT ON LARGE OBJECTS TO {grantee};"
+            )
+        else:
+            ahead = f"PostgreSQL {pg_version // 10000} cannot grant them ahead; 18 can"
+        steps.append(
+            f"Add {missing.reader!r} to WAREHOUSE_READ_ROLES: each new large object is then "
+            f"granted to it in the transaction that creates it ({ahead})."
+        )
+    if missing.table:
+        steps.append(f"GRANT SELECT ON {missing.table} TO {grantee}; (as the table's owner)")
+    steps.append(
+        f"'manage.py warehouse_grant --role {shlex.quote(missing.reader)}' grants SELECT on "
+        "the large objects that exist already, and on the registry table, running on "
+        "WAREHOUSE_DB_FOR_WRITE as the objects' owner."
     )
+    return " ".join(steps)
 
 
 def _quote_role(role: str) -> str:
     return '"' + role.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _may_use(databases: Iterable[str] | None, alias: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 
 
@@ -20,6 +21,18 @@ class WarehouseSettings:
     @property
     def WAREHOUSE_REFERENCE_FIELDS(self) -> list[str]:  # noqa: N802
         return list(getattr(settings, "WAREHOUSE_REFERENCE_FIELDS", []))
+
+    @property
+    def WAREHOUSE_READ_ROLES(self) -> list[str]:  # noqa: N802
+        roles = getattr(settings, "WAREHOUSE_READ_ROLES", [])
+        # A bare str would be granted letter by letter.
+        if not isinstance(roles, (list, tuple)) or not all(
+            isinstance(role, str) and role for role in roles
+        ):
+            raise ImproperlyConfigured(
+                f"WAREHOUSE_READ_ROLES must be a list of role names (str), not {roles!r}."
+            )
+        return list(roles)
 
     @property
     def WAREHOUSE_BASE_URL(self) -> str:  # noqa: N802

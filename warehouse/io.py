@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
 
 from warehouse import transactions
+from warehouse.grants import grant_to_read_roles
 from warehouse.objects import (
     check_access,
     file_errors,
@@ -150,6 +151,9 @@ class DbFileIO(io.RawIOBase):
             self._loid = self._lobject.oid
             if writable and self._seat.joined:
                 transactions.note_written(self._seat.connection, self._loid)
+            if self._created:
+                # Before PostgreSQL 18 nothing grants an object ahead: now, as it is made.
+                grant_to_read_roles(self._seat.connection, self._loid)
             if letter == "w" and not self._created:
                 self._call("truncate", 0)
                 self._changed = True

@@ -28,25 +28,34 @@ _UNDEFINED_OBJECT = "42704"
 # answers itself; before it, the same rules by hand: superusers and
 # lo_compat_privileges bypass the checks, a NULL ACL means the owner's default
 # privileges, otherwise an ACL entry for PUBLIC (grantee 0) or a role we inherit
-# from grants it.
-_HAS_PRIVILEGE_SQL = "has_largeobject_privilege(m.oid, '{privilege}')"
+# from grants it. "{of}" is empty for the current role, or "<role name>, " for another
+# (whose lo_compat_privileges, a setting of its sessions, cannot be known).
+_HAS_PRIVILEGE_SQL = "has_largeobject_privilege({of}m.oid, '{privilege}')"
 _PRIVILEGE_BEFORE_18_SQL = """
-    current_setting('is_superuser') = 'on'
-    OR current_setting('lo_compat_privileges') = 'on'
-    OR CASE WHEN m.lomacl IS NULL THEN pg_has_role(m.lomowner, 'USAGE')
+    {bypass}
+    OR CASE WHEN m.lomacl IS NULL THEN pg_has_role({of}m.lomowner, 'USAGE')
             ELSE EXISTS (SELECT FROM aclexplode(m.lomacl) a
                          WHERE a.privilege_type = '{privilege}'
-                           AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
+                           AND (a.grantee = 0 OR pg_has_role({of}a.grantee, 'USAGE')))
        END
 """
+_BYPASS_OF_CURRENT_ROLE = (
+    "current_setting('is_superuser') = 'on' OR current_setting('lo_compat_privileges') = 'on'"
+)
+_BYPASS_OF_ROLE = "EXISTS (SELECT FROM pg_roles WHERE rolname = {role} AND rolsuper)"
 _HAS_LARGEOBJECT_PRIVILEGE = 180000  # the server version that has has_largeobject_privilege()
 
 
-def privilege_sql(connection: BaseDatabaseWrapper, privilege: str) -> str:
-    """SQL telling whether the role has ``privilege`` on the object of the row "m"."""
+def privilege_sql(connection: BaseDatabaseWrapper, privilege: str, role: str | None = None) -> str:
+    """SQL telling whether the role has ``privilege`` on the object of the row "m".
+
+    The current role, or ``role``: an SQL expression giving another role's name.
+    """
+    of = "" if role is None else f"{role}, "
     if connection.pg_version >= _HAS_LARGEOBJECT_PRIVILEGE:
-        return _HAS_PRIVILEGE_SQL.format(privilege=privilege)
-    return _PRIVILEGE_BEFORE_18_SQL.format(privilege=privilege)
+        return _HAS_PRIVILEGE_SQL.format(of=of, privilege=privilege)
+    bypass = _BYPASS_OF_CURRENT_ROLE if role is None else _BYPASS_OF_ROLE.format(role=role)
+    return _PRIVILEGE_BEFORE_18_SQL.format(bypass=bypass, of=of, privilege=privilege)
 
 
 class Access(NamedTuple):
@@ -135,13 +144,28 @@ def file_error(exc: BaseException, loid: int) -> OSError | None:
     on, fails on the server; the caller should see what a file would raise.
     """
     # libpq's fast-path calls (lo_open, loread...) carry no SQLSTATE: only words.
-    pgcode = getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
+    pgcode = _sqlstate(exc)
     words = str(exc)
     if pgcode == _INSUFFICIENT_PRIVILEGE or "permission denied for large object" in words:
         return denied(loid)
     if pgcode == _UNDEFINED_OBJECT or f"large object {loid} does not exist" in words:
         return not_found(loid)
     return None
+
+
+def insufficient_privilege(exc: BaseException) -> bool:
+    """Whether a database error says the role lacks a privilege (on a table, say)."""
+    return _sqlstate(exc) == _INSUFFICIENT_PRIVILEGE
+
+
+def undefined_object(exc: BaseException) -> bool:
+    """Whether a database error says what it names does not exist (an object, a role)."""
+    return _sqlstate(exc) == _UNDEFINED_OBJECT
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    # Django's error wraps psycopg2's, which has the code.
+    return getattr(exc.__cause__, "pgcode", None) or getattr(exc, "pgcode", None)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ without it, only ``vacuumlo`` safety and the stored facts are lost.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import hashlib
 import mimetypes
 import os
@@ -17,12 +19,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.apps import apps
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from warehouse.io import READ_SIZE, DbFileIO
-from warehouse.objects import privilege_sql
+from warehouse.objects import insufficient_privilege, privilege_sql
 
 if TYPE_CHECKING:
     from warehouse.models import StoredFile
@@ -93,6 +95,25 @@ def _model() -> type[StoredFile]:
 def table() -> str:
     """The registry's table, quoted for SQL that joins it with the catalog."""
     return f'"{_model()._meta.db_table}"'
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Around a read of the registry: a role that may not read its table gets ``PermissionError``.
+
+    What an object the role may not read raises too, so that callers handle
+    one error (``db_serve``: a 404, logged; never a 500).
+    """
+    try:
+        yield
+    except DatabaseError as exc:
+        if not insufficient_privilege(exc):
+            raise
+        raise PermissionError(
+            errno.EACCES,
+            f"{str(exc).strip()}: this database role may not read the registry; "
+            f"'GRANT SELECT ON {table()} TO <the role>' or 'manage.py warehouse_grant' lets it",
+        ) from exc
 
 
 def is_text(name: str, content_type: str | None = None) -> bool:
@@ -247,7 +268,7 @@ def facts(connection: BaseDatabaseWrapper, loid: int) -> Facts:
         )
     else:
         sql = f"SELECT {may_read} FROM pg_largeobject_metadata m WHERE m.oid = %s"
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, reading():
         cursor.execute(sql, [loid])
         row = cursor.fetchone()
     if row is None:
@@ -285,7 +306,8 @@ def lookup(loid: int, using: str) -> StoredFile | None:
     """The row of an object, or None when it is not registered."""
     if not enabled():
         return None
-    return _model().objects.using(using).filter(oid=loid).first()
+    with reading():
+        return _model().objects.using(using).filter(oid=loid).first()
 
 
 def lock(loid: int, using: str) -> bool:

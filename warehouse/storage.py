@@ -203,7 +203,7 @@ class DbFileStorage(Storage):
             )
         else:
             sql = "SELECT oid, NULL FROM pg_largeobject_metadata ORDER BY oid"
-        with connections[alias_for_reading()].cursor() as cursor:
+        with connections[alias_for_reading()].cursor() as cursor, registry.reading():
             cursor.execute(sql)
             return [], [f"{oid}{extension or ''}" for oid, extension in cursor.fetchall()]
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections, models
+from django.db import DatabaseError, connections, models
 from django.utils import timezone
 
 from warehouse import references, registry
@@ -21,6 +21,7 @@ from warehouse.conf import alias_for_reading
 from warehouse.connections import kept_open
 from warehouse.io import large_object_size
 from warehouse.models import StoredFile
+from warehouse.objects import insufficient_privilege
 from warehouse.progress import Progress, positive_int
 from warehouse.storage import oid_of
 
@@ -80,7 +81,18 @@ class Command(BaseCommand):
             progress=progress,
             report=self.stdout.write,
         )
-        verification.run()
+        try:
+            verification.run()
+        except DatabaseError as exc:
+            if not insufficient_privilege(exc):
+                raise
+            # A table, not an object (those are reported one by one as unreadable).
+            progress.clear()
+            raise CommandError(
+                f"the role of database {verification.using!r} may not read a table that "
+                f"verify reads: {str(exc).strip()}. Grant it SELECT on that table (on the "
+                "registry, 'manage.py warehouse_grant' does)."
+            ) from exc
         progress.finish()
         self.stdout.write(verification.summary())
         if verification.failed:
