@@ -10,7 +10,7 @@ from django.db import connections
 
 from tests.conftest import role_that_may_not_read
 from tests.factories import ContractFactory, ReceiptOnDiskFactory
-from tests.models import Contract, LegacyBlob
+from tests.models import Contract, DocumentHistory, LegacyBlob
 from warehouse.storage import db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +255,13 @@ def test_without_a_previous_storage_such_a_name_is_malformed_as_before(previous_
     assert status == 1
     assert out.splitlines()[0].startswith(f"malformed: tests.Receipt.file pk={receipt.pk} -> ")
     assert "in the previous storage" not in out
+
+
+def test_a_reference_field_naming_a_file_of_the_previous_storage_counts_it_there(
+    previous_storage, settings
+):
+    settings.WAREHOUSE_REFERENCE_FIELDS = ["tests.DocumentHistory.file"]
+    DocumentHistory.objects.create(file=ReceiptOnDiskFactory().file.name)
+    status, out, _ = verify()
+    assert status == 0
+    assert out.endswith(", 2 in the previous storage\n")

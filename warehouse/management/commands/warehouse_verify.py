@@ -28,7 +28,7 @@ from warehouse.connections import kept_open
 from warehouse.io import large_object_size
 from warehouse.models import StoredFile
 from warehouse.progress import Progress, positive_int
-from warehouse.storage import oid_of
+from warehouse.storage import db_file_storage, oid_of
 
 # Rows fetched and objects looked up per query, and files between two progress
 # lines when stderr is not a terminal: few round trips, little held in memory.
@@ -141,13 +141,15 @@ class Verification:
     def run(self) -> None:
         for model, field in references.file_fields_on(self.using):
             batch: list[tuple[Any, str, int]] = []
-            if field.storage.previous is not None and self.elsewhere is None:
+            # A declared reference field (a CharField) has no storage: the default's.
+            storage = getattr(field, "storage", db_file_storage)
+            if storage.previous is not None and self.elsewhere is None:
                 self.elsewhere = 0
             for pk, name in self._rows(model, field):
                 try:
                     batch.append((pk, name, oid_of(name)))
                 except FileNotFoundError:
-                    previous = field.storage.previous_for(name)
+                    previous = storage.previous_for(name)
                     if previous is not None:
                         self._check_elsewhere(model, field, pk, name, previous)
                         continue
