@@ -142,6 +142,16 @@ def test_a_manifest_path_out_of_the_dump_is_refused(rows, dumped):
     assert "outside files/" in out
 
 
+@pytest.mark.parametrize(
+    "manifest", ["[]", '{"format": 1}', '{"format": 1, "files": [{"name": "1.pdf"}]}', "nonsense"]
+)
+def test_a_manifest_that_is_not_one_is_a_clear_error(rows, dumped, manifest):
+    (dumped / MANIFEST).write_text(manifest)
+    status, out = run("warehouse_loaddata", str(dumped))
+    assert (status, large_object_oids()) == (1, set())
+    assert MANIFEST in out
+
+
 def test_a_row_naming_a_missing_file_fails_the_dump_and_writes_nothing(rows, tmp_path):
     db_file_storage.delete(Contract.objects.get(title="shared").document.name)
     status, out = run("warehouse_dumpdata", *MODELS, "-o", str(tmp_path / "dump"))

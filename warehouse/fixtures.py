@@ -46,6 +46,8 @@ def named_files(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any],
     for model, field in references.file_fields():
         fields[model].append(field)
     for obj in objects:
+        if not isinstance(obj, dict):
+            continue  # loaddata will say what is wrong with it
         try:
             model = apps.get_model(obj["model"])._meta.concrete_model
         except (KeyError, LookupError, ValueError):
@@ -124,13 +126,31 @@ def load(objects: list[dict[str, Any]], directory: Path) -> list[dict[str, Any]]
 
 
 def _manifest(directory: Path) -> list[dict[str, Any]]:
+    """The manifest's entries, each checked to have what :func:`_stored` reads."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise FixtureFileError(f"cannot read {directory / MANIFEST}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    entries = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(entries, list)
+        or manifest.get("format") != FORMAT
+        or not all(_is_entry(entry) for entry in entries)
+    ):
         raise FixtureFileError(f"{directory / MANIFEST} is not a manifest of format {FORMAT}")
-    return manifest["files"]
+    return entries
+
+
+_TEXT_KEYS = ("name", "path", "uploaded_as", "sha256")
+
+
+def _is_entry(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and all(isinstance(entry.get(key), str) for key in _TEXT_KEYS)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("content_type"), (str, type(None)))
+    )
 
 
 def _stored(directory: Path, entry: dict[str, Any], max_length: int | None) -> str:
