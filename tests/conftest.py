@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -318,3 +319,18 @@ def atomic_requests():
     settings_dict["ATOMIC_REQUESTS"] = True
     yield
     settings_dict["ATOMIC_REQUESTS"] = False
+
+
+@pytest.fixture
+def previous_storage(tmp_path, settings) -> Path:
+    """A site moving in: files in MEDIA_ROOT, read through the STORAGES alias "previous".
+
+    ``WAREHOUSE_PREVIOUS_STORAGE`` names the alias; returns MEDIA_ROOT.
+    """
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "previous": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    }
+    settings.WAREHOUSE_PREVIOUS_STORAGE = "previous"
+    return Path(settings.MEDIA_ROOT)

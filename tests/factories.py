@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 
-from tests.models import Contract, Document, Draft, Folder, Invoice
+from tests.models import Contract, Document, Draft, Folder, Invoice, Receipt, ReceiptOnDisk
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -60,3 +60,18 @@ class DraftFactory(factory.django.DjangoModelFactory):
         model = Draft
 
     file = factory.django.FileField(filename="draft.txt", data=b"a draft\n")
+
+
+class ReceiptFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Receipt
+
+    title = factory.Sequence(lambda n: f"receipt {n}")
+    file = factory.django.FileField(filename="receipt.txt", data=b"a receipt\n")
+
+
+class ReceiptOnDiskFactory(ReceiptFactory):
+    """A receipt saved before the move: its file in MEDIA_ROOT, in an upload_to folder."""
+
+    class Meta:
+        model = ReceiptOnDisk

@@ -4,6 +4,7 @@ tests/test_seed_example.py checks that README.rst shows these very receivers.
 """
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
@@ -101,3 +102,29 @@ class DocumentHistory(models.Model):
 
     def __str__(self) -> str:
         return self.file
+
+
+class Receipt(models.Model):
+    """A file moved over from the file system: rows hold names in ``upload_to`` folders."""
+
+    title = models.CharField(max_length=100, blank=True)
+    file = DbFileField(upload_to="receipts/%Y", max_length=255, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ReceiptOnDisk(models.Model):
+    """The same table as the site had it before the move: a FileField in MEDIA_ROOT."""
+
+    title = models.CharField(max_length=100, blank=True)
+    file = models.FileField(
+        upload_to="receipts/%Y", storage=FileSystemStorage(), max_length=255, blank=True
+    )
+
+    class Meta:
+        managed = False
+        db_table = "tests_receipt"
+
+    def __str__(self) -> str:
+        return self.title

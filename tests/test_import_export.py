@@ -6,6 +6,7 @@ import io
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,16 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from tests.conftest import large_object_content, large_object_oids, role_that_may_not_read
-from tests.factories import ContractFactory, InvoiceFactory
-from tests.models import Contract, Document
+from tests.factories import (
+    ContractFactory,
+    InvoiceFactory,
+    ReceiptFactory,
+    ReceiptOnDiskFactory,
+)
+from tests.models import Contract, Document, Receipt
 from warehouse import registry
 from warehouse.io import CHUNK_SIZE
+from warehouse.names import is_large_object_name
 from warehouse.storage import db_file_storage, extension_of, oid_of
 
 # Commits are the point: each row is moved in a transaction of its own.
@@ -174,10 +181,10 @@ def test_import_stores_every_byte_of_every_file(source, contents):
         assert large_object_content(oid_of(name)) == contents[original]
 
 
-def test_import_registers_each_object_under_its_uploaded_name(source):
+def test_import_registers_each_object_under_its_original_name_folder_and_all(source):
     import_from(source)
     for original, name in documents().items():
-        assert registry.lookup(oid_of(name), "default").name == os.path.basename(original)
+        assert registry.lookup(oid_of(name), "default").name == original
 
 
 def test_import_sums_up_on_stdout_and_exits_with_0(source):
@@ -494,9 +501,9 @@ def test_import_then_export_round_trips_every_file_byte_for_byte(imported, conte
         assert (tmp_path / "target" / name).read_bytes() == contents[original]
 
 
-def test_export_saves_each_file_under_the_name_it_was_uploaded_with(imported, tmp_path):
+def test_export_saves_each_file_under_its_original_name_folder_and_all(imported, tmp_path):
     export_to(tmp_path / "target")
-    assert all(name == os.path.basename(title) for title, name in documents().items())
+    assert documents() == {title: title for title in SIZES}
 
 
 def test_export_sums_up_on_stdout_and_exits_with_0(imported, tmp_path):
@@ -615,13 +622,10 @@ def test_a_target_that_keeps_large_objects_is_a_command_error():
 @pytest.mark.parametrize(
     "command", [("warehouse_import", "--from-location"), ("warehouse_export", "--to-location")]
 )
-def test_a_field_not_stored_in_large_objects_is_a_command_error(command, monkeypatch, tmp_path):
-    # No test model has such a field; the field's storage is what the command checks.
-    field = Contract._meta.get_field("document")
-    monkeypatch.setattr(field, "storage", FileSystemStorage(location=tmp_path))
+def test_a_field_not_stored_in_large_objects_is_a_command_error(command, tmp_path):
     name, location = command
     with pytest.raises(CommandError, match=r"not in warehouse\.storage\.DbFileStorage"):
-        call_command(name, "tests.Contract.document", location, str(tmp_path))
+        call_command(name, "tests.ReceiptOnDisk.file", location, str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -638,3 +642,63 @@ def test_a_field_not_stored_in_large_objects_is_a_command_error(command, monkeyp
 def test_a_label_that_names_no_file_field_is_a_command_error(label, tmp_path):
     with pytest.raises(CommandError, match=re.escape(label)):
         call_command("warehouse_import", label, "--from-location", str(tmp_path))
+
+
+# -- in batches --------------------------------------------------------------------------
+
+
+def test_limit_stops_after_that_many_files_and_says_so(source):
+    result = import_from(source, "--limit", "2")
+    assert result.stdout.splitlines()[0] == "stopped after 2 files (--limit): run again to go on"
+    assert result.summary.startswith("imported 2 files")
+    assert sum(is_large_object_name(name) for name in documents().values()) == 2
+
+
+def test_runs_with_a_limit_go_on_where_the_last_stopped_until_all_are_in(source, contents):
+    summaries = [import_from(source, "--limit", "2").summary for _ in range(4)]
+    assert [summary.split(" (")[0] for summary in summaries] == [
+        "imported 2 files",
+        "imported 2 files",
+        "imported 1 file",
+        "imported 0 files",
+    ]
+    for original, name in documents().items():
+        assert large_object_content(oid_of(name)) == contents[original]
+
+
+def test_a_limit_below_1_is_refused(source):
+    with pytest.raises(CommandError, match="--limit"):
+        call_command(
+            "warehouse_import",
+            "tests.Contract.document",
+            "--from-location",
+            str(source),
+            "--limit",
+            "0",
+        )
+
+
+# -- during a move -----------------------------------------------------------------------
+
+
+def test_without_from_the_files_come_from_the_previous_storage(previous_storage):
+    receipt = ReceiptOnDiskFactory(file__data=b"before the move")
+    result = run("warehouse_import", "tests.Receipt.file")
+    assert result.returncode == 0
+    name = Receipt.objects.get().file.name
+    assert large_object_content(oid_of(name)) == b"before the move"
+    assert registry.lookup(oid_of(name), "default").name == receipt.file.name
+
+
+def test_without_from_or_a_previous_storage_the_import_asks_where_the_files_are():
+    with pytest.raises(CommandError, match="--from or --from-location"):
+        call_command("warehouse_import", "tests.Receipt.file")
+
+
+def test_export_puts_a_file_back_in_its_upload_to_folder(tmp_path):
+    ReceiptFactory(file__filename="receipt.txt", file__data=b"bytes")
+    export = run("warehouse_export", "tests.Receipt.file", "--to-location", str(tmp_path))
+    assert export.returncode == 0
+    name = Receipt.objects.get().file.name
+    assert name == f"{datetime.now():receipts/%Y}/receipt.txt"
+    assert (tmp_path / name).read_bytes() == b"bytes"

@@ -40,9 +40,14 @@ def test_saving_records_size_and_sha256():
     assert (row.size, row.sha256) == (13, hashlib.sha256(b"invoice bytes").hexdigest())
 
 
-def test_saving_records_the_original_name_and_content_type():
+def test_saving_records_the_original_name_folder_and_all_and_content_type():
     row = saved(name="uploads/scan.PDF")
-    assert (row.name, row.content_type) == ("scan.PDF", "application/pdf")
+    assert (row.name, row.content_type) == ("uploads/scan.PDF", "application/pdf")
+
+
+def test_a_name_too_long_for_the_registry_loses_its_folder_first():
+    row = saved(name=f"{'d' * 200}/{'n' * 60}.pdf")
+    assert row.name == f"{'n' * 60}.pdf"
 
 
 def test_a_declared_content_type_wins():

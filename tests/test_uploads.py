@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import os
+from datetime import datetime
 
 import pytest
 from django.core.files.storage import FileSystemStorage
@@ -82,6 +83,12 @@ def test_saving_an_upload_to_a_file_field_adopts_its_object_without_a_copy(clien
     assert name.endswith(".pdf")
     assert StoredFile.objects.get(oid=oid_of(name)).upload is False
     assert large_object_content(oid_of(name)) == CONTENT
+
+
+def test_an_adopted_upload_is_registered_in_its_upload_to_folder_under_its_own_name(client):
+    name = upload(client, "/upload-receipt").content.decode()
+    row = StoredFile.objects.get(oid=oid_of(name))
+    assert (row.name, row.upload) == (f"{datetime.now():receipts/%Y}/Rechnung März.pdf", False)
 
 
 def test_an_upload_the_view_never_saves_is_cleaned_up_after_the_grace_period(client):

@@ -9,8 +9,8 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from tests.conftest import role_that_may_not_read
-from tests.factories import ContractFactory
-from tests.models import Contract, LegacyBlob
+from tests.factories import ContractFactory, ReceiptOnDiskFactory
+from tests.models import Contract, DocumentHistory, LegacyBlob
 from warehouse.storage import db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +221,47 @@ def test_an_unregistered_object_nothing_references_is_reported(make_object):
 def test_an_object_an_oid_column_references_is_not_reported(make_object):
     LegacyBlob.objects.create(loid=make_object(b"legacy"))
     assert verify("--grace-hours", "0")[0] == 0
+
+
+# -- during a move -----------------------------------------------------------------------
+
+
+def test_a_file_of_the_previous_storage_is_counted_as_there_not_as_broken(previous_storage):
+    ReceiptOnDiskFactory()
+    ContractFactory(document__data=b"12345")
+    status, out, _ = verify()
+    assert status == 0
+    assert out.splitlines() == [
+        "verified 1 files (5 bytes): 0 dangling, 0 mismatched, 0 malformed, "
+        "0 unregistered, 0 unreadable, 0 unreferenced, 1 in the previous storage"
+    ]
+
+
+def test_a_name_missing_from_the_previous_storage_too_is_dangling_and_fails(previous_storage):
+    receipt = ReceiptOnDiskFactory()
+    (previous_storage / receipt.file.name).unlink()
+    status, out, _ = verify()
+    assert status == 1
+    assert out.splitlines()[0] == (
+        f"dangling: tests.Receipt.file pk={receipt.pk} -> {receipt.file.name} "
+        "(no large object, and not in the previous storage)"
+    )
+
+
+def test_without_a_previous_storage_such_a_name_is_malformed_as_before(previous_storage, settings):
+    receipt = ReceiptOnDiskFactory()
+    settings.WAREHOUSE_PREVIOUS_STORAGE = None
+    status, out, _ = verify()
+    assert status == 1
+    assert out.splitlines()[0].startswith(f"malformed: tests.Receipt.file pk={receipt.pk} -> ")
+    assert "in the previous storage" not in out
+
+
+def test_a_reference_field_naming_a_file_of_the_previous_storage_counts_it_there(
+    previous_storage, settings
+):
+    settings.WAREHOUSE_REFERENCE_FIELDS = ["tests.DocumentHistory.file"]
+    DocumentHistory.objects.create(file=ReceiptOnDiskFactory().file.name)
+    status, out, _ = verify()
+    assert status == 0
+    assert out.endswith(", 2 in the previous storage\n")

@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.urls import path
 
-from tests.models import Document, Folder, Invoice
+from tests.models import Document, Folder, Invoice, Receipt
 from warehouse.views import db_serve
 
 
@@ -43,6 +43,17 @@ def upload_document(request: HttpRequest) -> HttpResponse:
     return HttpResponse(document.file.name)
 
 
+def receipt_file(request: HttpRequest, filename: str) -> HttpResponse:
+    """Serve any receipt's file but a secret one's: large objects and, during a move, the rest."""
+    receipts = Receipt.objects.exclude(title="secret")
+    return db_serve(request, filename, queryset=receipts, field="file")
+
+
+def upload_receipt(request: HttpRequest) -> HttpResponse:
+    """Save the uploaded file to a new Receipt, in its upload_to folder."""
+    return HttpResponse(Receipt.objects.create(file=request.FILES["file"]).file.name)
+
+
 def upload_unsaved(request: HttpRequest) -> HttpResponse:
     """Look at the upload, save nothing."""
     upload = request.FILES["file"]
@@ -52,6 +63,9 @@ def upload_unsaved(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("upload", upload_document),
     path("upload-unsaved", upload_unsaved),
+    path("upload-receipt", upload_receipt),
+    # WAREHOUSE_BASE_URL: where DbFileStorage.url() points; a path, for a previous storage's names.
+    path("warehouse/<path:filename>", receipt_file),
     path("owned/<str:filename>", owned_invoice_file),
     path("read-then-create/<int:pk>", read_then_create_a_folder),
     path("document/<int:pk>", document_file_response),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
@@ -37,6 +39,10 @@ class WarehouseSettings:
     @property
     def WAREHOUSE_BASE_URL(self) -> str:  # noqa: N802
         return getattr(settings, "WAREHOUSE_BASE_URL", "/warehouse/")
+
+    @property
+    def WAREHOUSE_PREVIOUS_STORAGE(self) -> Any:  # noqa: N802
+        return getattr(settings, "WAREHOUSE_PREVIOUS_STORAGE", None)
 
 
 conf = WarehouseSettings()

@@ -7,6 +7,11 @@ object 16384 too; a slash or backslash anywhere makes a string no name of
 ours. The reference checks match rows with :data:`PATTERN` in SQL and
 :func:`oid_of` parses with the same pattern here, so what a row holds and
 what the storage opens can never disagree.
+
+Any other non-empty string may be a name another storage gave a file: what
+rows hold before ``warehouse_import`` moves their files into large objects
+(``"invoices/2026/hello.txt"``), served meanwhile by the storage a site used
+before (:mod:`warehouse.previous`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,28 @@ def oid_of(name: str) -> int:
     if match is None or int(match[1]) > MAX_OID:
         raise FileNotFoundError(f"{name!r} is not the name of a large object")
     return int(match[1])
+
+
+def is_large_object_name(name: object) -> bool:
+    """Whether ``name`` names a large object, as :func:`oid_of` parses it."""
+    try:
+        oid_of(name)  # type: ignore[arg-type]
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def is_other_storage_name(name: object) -> bool:
+    """Whether ``name`` may be another storage's: a non-empty ``str`` naming no large object.
+
+    A NUL is nobody's: no file system takes it, and PostgreSQL refuses it in text.
+    """
+    return (
+        isinstance(name, str)
+        and name != ""
+        and "\x00" not in name
+        and not is_large_object_name(name)
+    )
 
 
 def extension_of(name: str) -> str:

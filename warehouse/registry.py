@@ -14,6 +14,7 @@ import errno
 import hashlib
 import mimetypes
 import os
+import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -128,6 +129,19 @@ def measure(loid: int, using: str, *, check_utf8: bool = False) -> Digest:
         return Digest(check_utf8=check_utf8).read_through(file.read)
 
 
+def original_name(saved_as: str, uploaded_as: str | None = None) -> str:
+    """The name to register: the folder a file was saved under, and the name it was uploaded as.
+
+    The folder is ``upload_to``'s, or that of a previous storage's name
+    (``"invoices/2026/hello.txt"``): ``warehouse_export`` puts the file back
+    there. The uploaded name keeps what a storage's ``get_valid_name`` would
+    have changed (``"Rechnung März.pdf"``). A name too long for the column
+    loses its folder first.
+    """
+    name = posixpath.join(posixpath.dirname(saved_as), os.path.basename(uploaded_as or saved_as))
+    return name if len(name) <= NAME_LENGTH else os.path.basename(name)[-NAME_LENGTH:]
+
+
 def guess_content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
@@ -150,7 +164,7 @@ def record(
     """
     if not enabled():
         return
-    name = os.path.basename(name or "")[-NAME_LENGTH:]
+    name = original_name(name or "")
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -171,17 +185,19 @@ def record(
         )
 
 
-def adopt(connection: BaseDatabaseWrapper, loid: int, *, extension: str) -> bool:
+def adopt(connection: BaseDatabaseWrapper, loid: int, *, extension: str, name: str) -> bool:
     """Make an upload a stored file, in the transaction saving it; False if it is no upload.
 
-    The row keeps what the upload handler learnt (name, type, size, SHA-256).
+    The row keeps what the upload handler learnt (type, size, SHA-256), and
+    ``name``, the upload's name in the folder it is saved under.
     """
     if not enabled():
         return True
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table()} SET upload = false, extension = %s WHERE oid = %s AND upload",
-            [extension[:NAME_LENGTH], loid],
+            f"UPDATE {table()} SET upload = false, extension = %s, name = %s "
+            "WHERE oid = %s AND upload",
+            [extension[:NAME_LENGTH], original_name(name), loid],
         )
         return cursor.rowcount == 1
 

@@ -5,6 +5,10 @@ extension of the name it was uploaded with (``"a/report.PDF"`` is saved as
 ``"16384.PDF"``). The server picks the oid, so ``upload_to`` and
 ``get_available_name`` never change a name and saving needs no ``exists()``
 round trip.
+
+Names of the storage a site used before (``"invoices/2026/hello.txt"``) are
+read from that storage when it is given (``previous=`` or
+``WAREHOUSE_PREVIOUS_STORAGE``): see :mod:`warehouse.previous`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import Storage
 from django.db import DatabaseError, connections, transaction
@@ -26,12 +31,13 @@ from django.utils.encoding import filepath_to_uri
 from warehouse import registry, transactions
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
 from warehouse.io import CHUNK_SIZE, DbFileIO, large_object_size, open_large_object, raw_of
-from warehouse.names import OID_DIGITS, extension_of, oid_of
+from warehouse.names import OID_DIGITS, extension_of, is_other_storage_name, oid_of
 from warehouse.objects import (
     database_connection,
     large_object_exists,
     unlink_known_large_object,
 )
+from warehouse.previous import opened_for_reading, resolved
 
 if TYPE_CHECKING:
     from warehouse.models import StoredFile
@@ -89,16 +95,39 @@ class DbFile(File):
 
 @deconstructible(path="warehouse.storage.DbFileStorage")
 class DbFileStorage(Storage):
-    """Store files as PostgreSQL large objects, in the caller's transaction."""
+    """Store files as PostgreSQL large objects, in the caller's transaction.
 
-    def __init__(self, base_url: str | None = None) -> None:
+    ``previous`` is the storage the files were in before (a ``Storage``, an
+    alias in ``STORAGES`` or the dotted path of a storage class;
+    ``WAREHOUSE_PREVIOUS_STORAGE`` unless given): names that are not large
+    objects' are opened for reading, sized, timed and deleted there.
+    """
+
+    def __init__(self, base_url: str | None = None, previous: Storage | str | None = None) -> None:
         self._base_url = base_url
+        self._previous = previous
 
     @property
     def base_url(self) -> str:
         """Where the files are served; ``WAREHOUSE_BASE_URL`` unless given."""
         base_url = self._base_url if self._base_url is not None else conf.WAREHOUSE_BASE_URL
         return base_url if base_url.endswith("/") else base_url + "/"
+
+    @property
+    def previous(self) -> Storage | None:
+        """The storage the files were in before, while they move; None once they have."""
+        spec = self._previous if self._previous is not None else conf.WAREHOUSE_PREVIOUS_STORAGE
+        storage = resolved(spec)
+        if isinstance(storage, DbFileStorage):
+            raise ImproperlyConfigured(
+                f"The previous storage {spec!r} keeps large objects itself: name the storage "
+                "the files are in now."
+            )
+        return storage
+
+    def previous_for(self, name: str) -> Storage | None:
+        """The previous storage, when it is the one that keeps ``name``; else None."""
+        return self.previous if is_other_storage_name(name) else None
 
     # -- writing --------------------------------------------------------------
 
@@ -130,6 +159,10 @@ class DbFileStorage(Storage):
         """Unlink the object in the current transaction; a missing name is no error."""
         if not name:
             raise ValueError("The name must be given to delete().")
+        if (elsewhere := self.previous_for(name)) is not None:
+            # Only when asked: the lifecycle of a DbFileField never unlinks such names.
+            elsewhere.delete(name)
+            return
         try:
             loid = oid_of(name)
         except FileNotFoundError:
@@ -164,12 +197,16 @@ class DbFileStorage(Storage):
     # -- reading --------------------------------------------------------------
 
     def _open(self, name: str, mode: str = "rb") -> DbFile:
+        if (elsewhere := self.previous_for(name)) is not None:
+            return opened_for_reading(elsewhere, name, mode)
         # Writable modes go to the write alias; reads are routed (warehouse.transactions).
         file = open_large_object(oid_of(name), mode, name=name)
         return DbFile(file, name, self)
 
     def exists(self, name: str) -> bool:
         """Whether the object exists (even one this role may not read, as ``os.path.exists``)."""
+        if (elsewhere := self.previous_for(name)) is not None:
+            return elsewhere.exists(name)
         try:
             loid = oid_of(name)
         except FileNotFoundError:
@@ -181,6 +218,8 @@ class DbFileStorage(Storage):
 
     def size(self, name: str) -> int:
         """The registered size, in one query; an unregistered object is measured."""
+        if (elsewhere := self.previous_for(name)) is not None:
+            return elsewhere.size(name)
         loid = oid_of(name)
         for alias in transactions.aliases_for_looking(loid):
             found = registry.facts(database_connection(alias), loid)
@@ -214,12 +253,18 @@ class DbFileStorage(Storage):
         return urljoin(self.base_url, url)
 
     def get_accessed_time(self, name: str) -> Any:
+        if (elsewhere := self.previous_for(name)) is not None:
+            return elsewhere.get_accessed_time(name)
         raise NotImplementedError("PostgreSQL keeps no access time for large objects.")
 
     def get_created_time(self, name: str) -> datetime:
+        if (elsewhere := self.previous_for(name)) is not None:
+            return elsewhere.get_created_time(name)
         return self._registered(name).created
 
     def get_modified_time(self, name: str) -> datetime:
+        if (elsewhere := self.previous_for(name)) is not None:
+            return elsewhere.get_modified_time(name)
         return self._registered(name).modified
 
     def _registered(self, name: str) -> StoredFile:
@@ -253,7 +298,7 @@ def saving_a_row() -> Iterator[None]:
 
 def _adopted_or_written(name: str, content: File, using: str, extension: str) -> str:
     """The storage name of ``content``: an upload's own object, or a new one written now."""
-    if _adopted(content, using, extension):
+    if _adopted(name, content, using, extension):
         return f"{content.loid}{extension}"  # type: ignore[attr-defined]
     return _write_new(name, content, using, extension)
 
@@ -268,7 +313,7 @@ def _write_new(name: str, content: File, using: str, extension: str) -> str:
             raw.write(chunk)
         registry.record(
             raw.loid,
-            name=getattr(content, "name", None) or name,
+            name=registry.original_name(name, getattr(content, "name", None)),
             content_type=getattr(content, "content_type", None),
             digest=digest,
             connection=raw.connection,
@@ -277,7 +322,7 @@ def _write_new(name: str, content: File, using: str, extension: str) -> str:
     return f"{raw.loid}{extension}"
 
 
-def _adopted(content: File, using: str, extension: str) -> bool:
+def _adopted(name: str, content: File, using: str, extension: str) -> bool:
     """Whether ``content`` is an upload in a large object that this save now makes its own.
 
     Only once, and only on the database it is in: any other save copies it.
@@ -286,7 +331,12 @@ def _adopted(content: File, using: str, extension: str) -> bool:
 
     if not isinstance(content, DbUploadedFile) or content.adopted or content.using != using:
         return False
-    content.adopted = registry.adopt(connections[using], content.loid, extension=extension)
+    content.adopted = registry.adopt(
+        connections[using],
+        content.loid,
+        extension=extension,
+        name=registry.original_name(name, content.name),
+    )
     return content.adopted
 
 

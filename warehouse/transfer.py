@@ -9,20 +9,24 @@ untouched, and running again picks up where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist, SuspiciousFileOperation
-from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    ImproperlyConfigured,
+    SuspiciousFileOperation,
+)
+from django.core.files.storage import FileSystemStorage, Storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
-from django.utils.module_loading import import_string
 
 from warehouse import references, registry
 from warehouse.conf import alias_for_writing
 from warehouse.connections import kept_open
 from warehouse.io import CHUNK_SIZE
+from warehouse.previous import storage_named
 from warehouse.progress import Progress, positive_int
 from warehouse.storage import DbFileStorage, oid_of
 
@@ -76,23 +80,11 @@ def other_storage(spec: str | None, location: str | None) -> Storage:
     """Return the storage an alias of ``STORAGES``, a class's dotted path or a directory names."""
     if location is not None:
         storage: Storage = FileSystemStorage(location=location)
-    elif spec in storages.backends:
-        storage = storages[spec]
-    elif spec and "." in spec:
-        try:
-            cls = import_string(spec)
-        except ImportError as exc:
-            raise CommandError(f"Cannot import the storage class {spec!r}: {exc}") from None
-        # Checked before calling: instantiating an arbitrary class may do anything.
-        if not (isinstance(cls, type) and issubclass(cls, Storage)):
-            raise CommandError(f"{spec!r} is not a storage class.")
-        storage = cls()
     else:
-        aliases = ", ".join(sorted(storages.backends))
-        raise CommandError(
-            f"{spec!r} is neither an alias in STORAGES ({aliases}) nor the dotted path of a "
-            "storage class."
-        )
+        try:
+            storage = storage_named(spec or "")
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
     if isinstance(storage, DbFileStorage):
         raise CommandError(f"{spec!r} keeps large objects already: name another storage.")
     return storage
@@ -172,6 +164,12 @@ class FieldTransferCommand(BaseCommand):
             help=f"Rows fetched at a time, and shown per progress line when stderr is not a "
             f"terminal (default {DEFAULT_BATCH_SIZE}).",
         )
+        parser.add_argument(
+            "--limit",
+            type=positive_int,
+            metavar="N",
+            help="Stop once N files have moved or failed; run again to go on (default: all).",
+        )
 
     def add_storage_arguments(self, parser: CommandParser) -> None:
         """Add the options naming the other storage."""
@@ -200,7 +198,12 @@ class FieldTransferCommand(BaseCommand):
             self.stderr, every=options["batch_size"], enabled=self.verbosity > 0
         )
         moved = moved_bytes = skipped = errors = 0
+        limit = options["limit"]
         for pk, name in rows:
+            if limit is not None and moved + errors >= limit:
+                rows.close()  # its server-side cursor, now
+                self.say(f"stopped after {_count(limit, 'file')} (--limit): run again to go on")
+                break
             try:
                 size = self.transfer(pk, name)
             except ROW_ERRORS as exc:
@@ -228,7 +231,7 @@ class FieldTransferCommand(BaseCommand):
                 returncode=1,
             )
 
-    def rows(self, batch_size: int) -> tuple[int, Iterator[tuple[Any, str]]]:
+    def rows(self, batch_size: int) -> tuple[int, Generator[tuple[Any, str], None, None]]:
         """The number of rows holding a name, and their (pk, name) in primary-key order."""
         rows = references.rows_with_files(self.model, self.field, self.using).order_by("pk")
         rows = rows.values_list("pk", self.field.attname)

@@ -12,6 +12,12 @@ learn nothing::
     path("invoice/<str:filename>", invoice_file)
 
 Every header a download gets is decided in :func:`_file_headers`.
+
+While a site moves its files in (:mod:`warehouse.previous`), a name that is
+not a large object's is served from the previous storage of the field's
+``DbFileStorage`` (of the default one without ``queryset``), with the same
+checks and headers; route a ``<path:filename>`` then, since such names have
+folders.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ import logging
 import mimetypes
 import re
 import unicodedata
+from typing import Any
 from urllib.parse import quote
 
+from django.core.exceptions import FieldDoesNotExist, SuspiciousFileOperation
+from django.core.files.storage import Storage
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import (
     Http404,
     HttpRequest,
@@ -35,9 +45,10 @@ from django.http import (
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 
+from warehouse.previous import PreviousDownload
 from warehouse.ranges import ByteRange, UnsatisfiableRangeError, if_range_allows, parse_range
 from warehouse.registry import Facts
-from warehouse.storage import oid_of
+from warehouse.storage import DbFileStorage, db_file_storage, oid_of
 from warehouse.streams import STREAM_CHUNK_SIZE, Download
 
 __all__ = ["STREAM_CHUNK_SIZE", "db_serve"]
@@ -95,26 +106,54 @@ def db_serve(
     """
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
+    previous = None
     try:
-        loid = oid_of(filename)  # before any query: a malformed name never reaches SQL
+        loid: int | None = oid_of(filename)  # before any query: a malformed name never reaches SQL
     except FileNotFoundError:
-        raise Http404("No such file.") from None
+        # Not a large object's: the previous storage's while files move in, else nobody's.
+        loid, previous = None, _previous_for(filename, queryset, field)
+        if previous is None:
+            raise Http404("No such file.") from None
     if queryset is not None and not queryset.filter(**{_required(field): filename}).exists():
         raise Http404("No such file.")
-    download = None
+    download: Download | PreviousDownload | None = None
     try:
-        download = Download(loid)
+        download = Download(loid) if previous is None else PreviousDownload(previous, filename)
         return _respond(request, download, filename, as_attachment, download_name)
-    except FileNotFoundError:
-        # Also unlinked between the check and the read of a small file: nothing was sent yet.
-        raise Http404("No such file.") from None
     except PermissionError:
-        # The database role may not read it: a deployment fault to fix, not the visitor's.
-        logger.error("db_serve: the database role may not read %r", filename, exc_info=True)
+        # The role may not read it: a deployment fault to fix, not the visitor's.
+        logger.error("db_serve: may not read %r", filename, exc_info=True)
+        raise Http404("No such file.") from None
+    except (OSError, SuspiciousFileOperation) as exc:
+        # Also unlinked between the check and the read of a small file: nothing was sent yet.
+        # A previous storage's name may be one it cannot look up at all (a path out of
+        # its location, too long, a file taken for a folder): as missing.
+        if previous is None and not isinstance(exc, FileNotFoundError):
+            raise
         raise Http404("No such file.") from None
     finally:
         if download is not None and not download.streaming:
             download.close()
+
+
+def _previous_for(filename: str, queryset: QuerySet | None, field: str | None) -> Storage | None:
+    """The previous storage that keeps ``filename``: the field's storage's, or the default's."""
+    storage: Any = db_file_storage
+    if queryset is not None and field:
+        storage = _storage_of(queryset.model, field)
+    return storage.previous_for(filename) if isinstance(storage, DbFileStorage) else None
+
+
+def _storage_of(model: type[Model], lookup: str) -> Any:
+    """The storage of the file field ``lookup`` reaches from ``model`` (``"attachments__file"``)."""
+    found: Any = None
+    for part in lookup.split(LOOKUP_SEP):
+        try:
+            found = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return None  # the ownership check will say what is wrong with the lookup
+        model = found.related_model or model
+    return getattr(found, "storage", None)
 
 
 def _required(field: str | None) -> str:
@@ -125,7 +164,7 @@ def _required(field: str | None) -> str:
 
 def _respond(
     request: HttpRequest,
-    download: Download,
+    download: Download | PreviousDownload,
     filename: str,
     as_attachment: bool,
     download_name: str | None,
@@ -150,7 +189,7 @@ def _respond(
 
 def _file_response(
     request: HttpRequest,
-    download: Download,
+    download: Download | PreviousDownload,
     filename: str,
     etag: str | None,
     last_modified: int | None,

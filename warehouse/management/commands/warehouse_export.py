@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.utils import validate_file_name
 from django.core.management.base import CommandParser
 from django.db import DatabaseError, transaction
 
@@ -23,12 +24,14 @@ class Command(FieldTransferCommand):
 
     help = (
         "Move the files of a model's file field out of PostgreSQL large objects into another "
-        "storage, under the names they were uploaded with. Each row is rewritten to the name "
-        "the target storage gave its file, so once the run completes the rows hold the "
-        "target's names: then change the field's storage to the target in the model. Until "
-        "then keep the application from writing to the field. Rows that hold no large-object "
-        "name are skipped, so an interrupted run resumes where it stopped and a second run "
-        "changes nothing. Exit status: 0 done, 1 some rows failed (they are listed on stderr)."
+        "storage, under the names they were uploaded with, in the folders they were saved in "
+        "(upload_to's, or those of the storage they were imported from). Each row is "
+        "rewritten to the name the target storage gave its file, so once the run completes "
+        "the rows hold the target's names: then change the field's storage to the target in "
+        "the model. Until then keep the application from writing to the field. Rows that "
+        "hold no large-object name are skipped, so an interrupted run resumes where it stopped "
+        "and a second run changes nothing. Exit status: 0 done, 1 some rows failed (they are "
+        "listed on stderr)."
     )
     verb = "export"
     done = "exported"
@@ -89,11 +92,14 @@ class Command(FieldTransferCommand):
         return size
 
     def target_name(self, loid: int, name: str) -> str:
-        """The name to save under: the one uploaded, else the large object's own."""
+        """The name to save under: the registered one, folder and all, else the object's own."""
         row = registry.lookup(loid, self.using)
         candidate = row.name if row is not None and row.name else name
         try:
-            candidate = self.target.get_valid_name(candidate)
+            # The folder stays (upload_to's, or the previous storage's); only the file's
+            # own name is made valid for the target.
+            candidate = self.target.generate_filename(candidate)
+            validate_file_name(candidate, allow_relative_path=True)
         except SuspiciousFileOperation:
             candidate = name
         try:

@@ -6,7 +6,9 @@ from functools import partial
 from typing import Any
 
 from django.apps import apps
-from django.core.management.base import CommandParser
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import Storage
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, models, transaction
 from django.db.models import Value
 
@@ -24,7 +26,10 @@ class Command(FieldTransferCommand):
         "the transaction that creates the object. Rows already in large objects are skipped, "
         "so an interrupted run resumes where it stopped and a second run changes nothing. "
         "A name that is both a source file and a large object with other content (a legacy "
-        "storage naming its files by number) fails its row rather than guess. "
+        "storage naming its files by number) fails its row rather than guess. Without --from "
+        "or --from-location, the files come from the previous storage of the field's "
+        "DbFileStorage (previous= or WAREHOUSE_PREVIOUS_STORAGE), which serves the rows not "
+        "yet imported meanwhile; --limit moves them in batches. "
         "Exit status: 0 done, 1 some rows failed (they are listed on stderr)."
     )
     verb = "import"
@@ -32,13 +37,14 @@ class Command(FieldTransferCommand):
     skipped_because = "already in large objects"
 
     def add_storage_arguments(self, parser: CommandParser) -> None:
-        source = parser.add_mutually_exclusive_group(required=True)
+        source = parser.add_mutually_exclusive_group()
         source.add_argument(
             "--from",
             dest="source",
             metavar="STORAGE",
             help="Where the files are now: an alias in STORAGES, or the dotted path of a "
-            "storage class to instantiate without arguments.",
+            "storage class to instantiate without arguments (default: the previous storage of "
+            "the field's DbFileStorage).",
         )
         source.add_argument(
             "--from-location",
@@ -52,10 +58,26 @@ class Command(FieldTransferCommand):
         )
 
     def prepare(self, options: dict[str, Any]) -> None:
-        self.source = other_storage(options["source"], options["from_location"])
+        if options["source"] is None and options["from_location"] is None:
+            self.source = self._previous_storage()
+        else:
+            self.source = other_storage(options["source"], options["from_location"])
         self.delete_source = options["delete_source"]
         if self.delete_source:
             self.holders = _file_fields(self.using)
+
+    def _previous_storage(self) -> Storage:
+        """Where the files are now when no option says: the field's previous storage."""
+        try:
+            previous = self.db_storage.previous
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"{self.label}: {exc}") from None
+        if previous is None:
+            raise CommandError(
+                f"Say where the files of {self.label} are now: --from or --from-location, or "
+                "give its DbFileStorage a previous storage (WAREHOUSE_PREVIOUS_STORAGE)."
+            )
+        return previous
 
     def transfer(self, pk: Any, name: str) -> int | None:
         """Copy one file into a new large object and point its row at it."""

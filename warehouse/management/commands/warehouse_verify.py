@@ -4,6 +4,10 @@ Walks the file fields of every installed model (``warehouse.references``)
 on the read alias, looks the objects up a batch at a time, and reads each
 distinct object through once to compare its size and SHA-256 with its
 registry row. One line per problem goes to stdout, progress to stderr.
+
+While files move in (:mod:`warehouse.previous`), a name that is not a large
+object's is looked for in the field's previous storage: there, it is
+counted as such, not as broken; missing there too, it is dangling.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import Storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections, models
 from django.utils import timezone
@@ -23,7 +29,7 @@ from warehouse.io import large_object_size
 from warehouse.models import StoredFile
 from warehouse.objects import insufficient_privilege
 from warehouse.progress import Progress, positive_int
-from warehouse.storage import oid_of
+from warehouse.storage import db_file_storage, oid_of
 
 # Rows fetched and objects looked up per query, and files between two progress
 # lines when stderr is not a terminal: few round trips, little held in memory.
@@ -42,7 +48,9 @@ class Command(BaseCommand):
         "before the registry, or by DbFileIO) are counted as unregistered, which is not "
         "an error. Objects that nothing references (no file field's row, no oid column) "
         "are reported as unreferenced, unless registered within the grace period: those "
-        "are the leaks warehouse_cleanup would delete."
+        "are the leaks warehouse_cleanup would delete. While a field's DbFileStorage has a "
+        "previous storage, names that are not large objects' are looked for there: found, "
+        "they are counted as in the previous storage (not yet imported), which is not an error."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -119,6 +127,7 @@ class Verification:
         self.dangling = self.mismatched = self.malformed = self.unregistered = self.unreadable = 0
         self.unreferenced = 0
         self.bytes = 0
+        self.elsewhere: int | None = None  # in a previous storage; None: no field has one
 
     @property
     def failed(self) -> bool:
@@ -131,20 +140,31 @@ class Verification:
         )
 
     def summary(self) -> str:
-        return (
+        summary = (
             f"verified {self.progress.count} files ({self.bytes} bytes): "
             f"{self.dangling} dangling, {self.mismatched} mismatched, "
             f"{self.malformed} malformed, {self.unregistered} unregistered, "
             f"{self.unreadable} unreadable, {self.unreferenced} unreferenced"
         )
+        if self.elsewhere is not None:
+            summary += f", {self.elsewhere} in the previous storage"
+        return summary
 
     def run(self) -> None:
         for model, field in references.file_fields_on(self.using):
             batch: list[tuple[Any, str, int]] = []
+            # A declared reference field (a CharField) has no storage: the default's.
+            storage = getattr(field, "storage", db_file_storage)
+            if storage.previous is not None and self.elsewhere is None:
+                self.elsewhere = 0
             for pk, name in self._rows(model, field):
                 try:
                     batch.append((pk, name, oid_of(name)))
                 except FileNotFoundError:
+                    previous = storage.previous_for(name)
+                    if previous is not None:
+                        self._check_elsewhere(model, field, pk, name, previous)
+                        continue
                     self.malformed += 1
                     self._problem(
                         f"malformed: {_where(model, field, pk)} -> {name!r} "
@@ -181,6 +201,28 @@ class Verification:
                 self._problem(
                     f"dangling: {_where(model, field, pk)} -> {_shown(name)} (no large object)"
                 )
+
+    def _check_elsewhere(
+        self,
+        model: type[models.Model],
+        field: models.FileField,
+        pk: Any,
+        name: str,
+        previous: Storage,
+    ) -> None:
+        """Count a name the previous storage keeps; dangling if it does not."""
+        try:
+            found = previous.exists(name)
+        except (OSError, SuspiciousFileOperation):
+            found = False
+        if found:
+            self.elsewhere += 1  # type: ignore[operator]
+            return
+        self.dangling += 1
+        self._problem(
+            f"dangling: {_where(model, field, pk)} -> {_shown(name)} "
+            "(no large object, and not in the previous storage)"
+        )
 
     def _look_up(self, oids: list[int]) -> list[tuple[int, bool, int | None, str | None]]:
         """(oid, whether it exists, registered size, registered SHA-256) of each, in one query."""
