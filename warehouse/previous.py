@@ -25,7 +25,7 @@ from django.core.files.storage import Storage, storages
 from django.utils.module_loading import import_string
 
 from warehouse.registry import Facts
-from warehouse.streams import STREAM_CHUNK_SIZE
+from warehouse.streams import STREAM_CHUNK_SIZE, AsyncBody, Body
 
 logger = logging.getLogger("warehouse.views")
 
@@ -106,10 +106,21 @@ class PreviousDownload:
 
     def read(self, start: int, length: int) -> bytes:
         """Read a small range now, and close the file."""
-        return b"".join(self.chunks(start, length))
+        return b"".join(self._chunks(start, length))
 
-    def chunks(self, start: int, length: int) -> Iterator[bytes]:
-        """Yield ``length`` bytes from ``start``; closes the file when done."""
+    def chunks(self, start: int, length: int, *, read_ahead: bool = False) -> Iterator[bytes]:
+        """Yield ``length`` bytes from ``start``; closes the file when done.
+
+        ``read_ahead`` is the large objects' (see ``Download.chunks``): a
+        previous storage's file is read in turn.
+        """
+        try:
+            yield from self._chunks(start, length)
+        except Exception:
+            logger.error("download of %r ended early", self._name, exc_info=True)
+            raise
+
+    def _chunks(self, start: int, length: int) -> Iterator[bytes]:
         try:
             if self._file is None:
                 self._file = self._storage.open(self._name, "rb")
@@ -143,39 +154,6 @@ class PreviousDownload:
         file, self._file = self._file, None
         if file is not None:
             file.close()
-
-
-class _Body:
-    """A range of a previous storage's file as a response body; Django calls ``close()``."""
-
-    def __init__(self, download: PreviousDownload, start: int, length: int) -> None:
-        self._download, self._start, self._length = download, start, length
-
-    def close(self) -> None:
-        self._download.close()
-
-
-class Body(_Body):
-    """For WSGI."""
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._download.chunks(self._start, self._length)
-        except Exception:
-            logger.error("download of %r ended early", self._download._name, exc_info=True)
-            raise
-
-
-class AsyncBody(_Body):
-    """For ASGI, which would otherwise read a sync iterator whole."""
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._download.async_chunks(self._start, self._length):
-                yield chunk
-        except Exception:
-            logger.error("download of %r ended early", self._download._name, exc_info=True)
-            raise
 
 
 def _modified_time(storage: Storage, name: str) -> datetime | None:

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 
@@ -305,10 +305,20 @@ class _Reader:
                 self._loop.call_soon_threadsafe(self._arrived.set)  # type: ignore[union-attr]
 
 
+class _Streamed(Protocol):
+    """What a body streams: a :class:`Download`, or a previous storage's file."""
+
+    def chunks(self, start: int, length: int, *, read_ahead: bool = False) -> Iterator[bytes]: ...
+
+    def async_chunks(self, start: int, length: int) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
 class _Body:
     """A range of a download as a response body; Django calls ``close()`` when it ends."""
 
-    def __init__(self, download: Download, start: int, length: int) -> None:
+    def __init__(self, download: _Streamed, start: int, length: int) -> None:
         self._download, self._start, self._length = download, start, length
 
     def close(self) -> None:
