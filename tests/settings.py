@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from warehouse.testing import database_settings
+from dev_database import database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
