@@ -22,9 +22,8 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
-
 from warehouse import transactions
+from warehouse.driver import TRANSACTION_STATUS_INERROR as _FAILED
 from warehouse.objects import (
     check_access,
     file_errors,
