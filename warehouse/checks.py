@@ -61,18 +61,18 @@ def check_database_drivers(
     on SQLite must still migrate and run the tests that store no file. A file
     operation on such an alias raises ``ImproperlyConfigured`` with the same words.
     """
-    messages: list[CheckMessage] = []
-    checked = set()
+    named: dict[str, list[str]] = {}  # alias -> the settings naming it
     for setting, alias in _aliases():
-        if not _given(databases, alias) or alias in checked:
-            continue
-        checked.add(alias)
+        if _given(databases, alias):
+            named.setdefault(alias, []).append(setting)
+    messages: list[CheckMessage] = []
+    for alias, names in named.items():
         found = problem(alias)
         if found is not None:
             messages.append(
                 Warning(
-                    f"{setting} names the database {alias!r}, which {found.reason}: "
-                    "every file operation on it will fail.",
+                    f"{' and '.join(names)} name{'s' if len(names) == 1 else ''} the database "
+                    f"{alias!r}, which {found.reason}: every file operation on it will fail.",
                     hint=found.hint,
                     id=found.id,
                 )

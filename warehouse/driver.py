@@ -3,7 +3,8 @@
 warehouse-py requires no driver (its extras ``binary`` and ``source`` choose
 psycopg2-binary or psycopg2), so the package imports without one: a site
 whose tests run on SQLite, or that has psycopg 3 only, still starts and
-runs whatever does not touch files. ``manage.py check --database`` tells
+runs whatever does not touch files. (With no driver at all, Django itself
+cannot start on PostgreSQL.) ``manage.py check --database`` tells
 what is missing (``warehouse.W003``, ``W004``), and so does the first file
 operation (``ImproperlyConfigured``), in the words of :func:`problem`.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, NamedTuple
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 try:
@@ -59,11 +59,7 @@ def psycopg2_installed() -> bool:
 
 def problem(alias: str) -> Problem | None:
     """What keeps ``alias`` from large objects: not PostgreSQL, or not through psycopg2."""
-    try:
-        connection: Any = connections[alias]
-    except ImproperlyConfigured as exc:
-        # The PostgreSQL backend found no driver at all ("Error loading psycopg2 or psycopg").
-        return Problem("warehouse.W004", f"cannot be reached: {exc}", INSTALL_HINT)
+    connection: Any = connections[alias]
     if connection.vendor != "postgresql":
         return Problem(
             "warehouse.W003",
