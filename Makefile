@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# What tests/test_packaging.py installs into throwaway virtualenvs without an index: the
+# build backend, Django, psycopg2-binary, psycopg 3, and psycopg2 built here from source
+# (where pg_config is), as a site that compiles its driver has it.
+WHEELHOUSE := $(VENV)/wheelhouse
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -11,14 +15,19 @@ PORT ?= 8000
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: setup.cfg setup.py
+$(BIN)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	$(BIN)/python -m pip install --quiet -e '.[binary,test,demo]'
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) \
+		'setuptools>=77' 'Django>=4.2,<6.2' 'psycopg2-binary>=2.9' 'psycopg[binary]>=3.1'
+	if command -v pg_config >/dev/null; then \
+		$(BIN)/python -m pip wheel --quiet --no-binary psycopg2 --wheel-dir $(WHEELHOUSE) 'psycopg2>=2.9'; \
+	fi
 	touch $@
 
 .PHONY: install
-install: $(BIN)/.installed ## create .venv and install warehouse with its test and demo extras
+install: $(BIN)/.installed ## create .venv and install warehouse with psycopg2-binary and its test and demo extras
 
 .PHONY: test
 test: $(BIN)/.installed ## run the whole suite on a real PostgreSQL (embedded unless DATABASE_URL is set)
@@ -31,8 +40,9 @@ stress: $(BIN)/.installed ## 16 threads x 2,000 mixed file operations, in autoco
 
 .PHONY: lint
 lint: $(BIN)/.installed ## ruff
-	$(BIN)/ruff check warehouse tests testproject benchmarks
-	$(BIN)/ruff format --check warehouse tests testproject benchmarks
+	$(BIN)/python -m pip install --quiet 'ruff>=0.6'
+	$(BIN)/ruff check warehouse tests testproject benchmarks dev_database.py
+	$(BIN)/ruff format --check warehouse tests testproject benchmarks dev_database.py
 
 .PHONY: demo
 demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 with an embedded PostgreSQL
@@ -41,7 +51,7 @@ demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 with an
 	$(BIN)/python testproject/manage.py runserver $(HOST):$(PORT)
 
 .PHONY: matrix
-matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10 and Django 6.1 / Python 3.13 (nox)
+matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10, 5.2 / 3.11 and 6.1 / 3.13 (nox)
 	$(BIN)/python -m pip install --quiet nox
 	$(BIN)/nox $(NOX_ARGS)
 

@@ -1,9 +1,9 @@
-"""Run the test suite on the oldest and newest supported Django (``make matrix``).
+"""Run the test suite on the Django versions setup.cfg's classifiers name (``make matrix``).
 
-Each session installs warehouse with its test extra in a fresh virtualenv and
-runs pytest as ``make test`` does. Interpreters installed by pyenv are found
-even when pyenv's shims are not set up for them; a Python missing from the
-machine makes its session skip. ``nox -s lint`` runs ruff.
+Each session installs warehouse with psycopg2-binary and its test extra in a
+fresh virtualenv and runs pytest as ``make test`` does. Interpreters installed
+by pyenv are found even when pyenv's shims are not set up for them; a Python
+missing from the machine makes its session skip. ``nox -s lint`` runs ruff.
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ os.environ["PATH"] = os.pathsep.join(
 
 nox.options.sessions = ["tests"]
 
-LINTED = ["warehouse", "tests", "testproject", "noxfile.py"]
+LINTED = ["warehouse", "tests", "testproject", "benchmarks", "noxfile.py", "dev_database.py"]
 
 
 @nox.session
 @nox.parametrize(
     ("python", "django"),
-    [("3.10", "4.2"), ("3.13", "6.1")],
-    ids=["django4.2", "django6.1"],
+    [("3.10", "4.2"), ("3.11", "5.2"), ("3.13", "6.1")],
+    ids=["django4.2", "django5.2", "django6.1"],
 )
 def tests(session: nox.Session, django: str) -> None:
     """Run the suite on the latest release of one Django feature version."""
-    session.install("-e", ".[test]", f"Django~={django}.0")
+    session.install("-e", ".[binary,test]", f"Django~={django}.0")
     session.run(
         "python",
         "-W",

@@ -43,8 +43,8 @@ def measure(url: str, rows: int) -> dict[str, float]:
     import django
     from django.conf import settings
 
+    from dev_database import settings_from_url
     from tests.protocol import CountingProxy
-    from warehouse.testing import settings_from_url
 
     database = settings_from_url(url)
     proxy = CountingProxy(database["HOST"], database["PORT"])
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="filler rows in the table")
     args = parser.parse_args()
 
-    from warehouse.testing import embedded_server_url
+    from dev_database import embedded_server_url
 
     url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
     import psycopg2

@@ -39,7 +39,7 @@ def measure(url: str, name: str, conn_max_age: int, requests: int) -> dict[str, 
     import django
     from django.conf import settings
 
-    from warehouse.testing import settings_from_url
+    from dev_database import settings_from_url
 
     settings.configure(
         DATABASES={"default": {**settings_from_url(url), "CONN_MAX_AGE": conn_max_age}},
@@ -88,7 +88,8 @@ def run_child(source: Path, url: str, name: str, conn_max_age: int, requests: in
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(source), "CONTENT_HEX": CONTENT.hex()},
+        # The revision's warehouse first; dev_database (the URL's parsing) from here.
+        env={**os.environ, "PYTHONPATH": f"{source}:{REPO}", "CONTENT_HEX": CONTENT.hex()},
         cwd=source,
     )
     return json.loads(result.stdout.splitlines()[-1])["median"]
@@ -102,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
-    from warehouse.testing import embedded_server_url
+    from dev_database import embedded_server_url
 
     url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
     import psycopg2

@@ -55,7 +55,7 @@ def configure(url: str) -> None:
 
 
 def _settings_from_url(url: str) -> dict:
-    from warehouse.testing import settings_from_url
+    from dev_database import settings_from_url
 
     return settings_from_url(url)
 
@@ -243,7 +243,7 @@ def main() -> None:
     size = args.size_mib * MIB
 
     sys.path.insert(0, str(REPO))
-    from warehouse.testing import embedded_server_url
+    from dev_database import embedded_server_url
 
     url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
     configure(url)

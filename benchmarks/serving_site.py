@@ -19,7 +19,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from warehouse.testing import settings_from_url
+from dev_database import settings_from_url
 
 settings.configure(
     DEBUG=False,

@@ -84,7 +84,7 @@ def child(system: str, size: int, url: str, media: str) -> dict:
     import django
     from django.conf import settings
 
-    from warehouse.testing import settings_from_url
+    from dev_database import settings_from_url
 
     settings.configure(
         DATABASES={"default": settings_from_url(url)},
@@ -541,7 +541,7 @@ def main() -> None:
         return
     sizes = [_parse_size(text) for text in args.sizes.split(",")]
     sys.path.insert(0, str(REPO))
-    from warehouse.testing import embedded_server_url
+    from dev_database import embedded_server_url
 
     url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
     sys.path.insert(0, str(REPO / "benchmarks"))

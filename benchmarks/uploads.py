@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    from warehouse.testing import embedded_server_url
+    from dev_database import embedded_server_url
 
     url = os.environ.get("DATABASE_URL") or embedded_server_url(REPO / ".pgdata" / "bench")
     serving.configure(url)

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from warehouse.testing import database_settings
+from dev_database import embedded_server_url, settings_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -11,7 +11,9 @@ SECRET_KEY = "tests-only"
 USE_TZ = True
 DEBUG = False
 
-_database = database_settings(BASE_DIR / ".pgdata" / "test")
+# The server's URL, also for the processes some tests start (the unpacked sdist's suite).
+DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_server_url(BASE_DIR / ".pgdata" / "test")
+_database = settings_from_url(DATABASE_URL)
 DATABASES = {
     # One test database per run, so that runs sharing a server (make test beside
     # make matrix) never drop each other's.

@@ -6,6 +6,8 @@ import shlex
 import types
 
 import pytest
+from django.core.checks import WARNING
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import ProgrammingError, connections
@@ -15,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import Roles, as_roles
 from tests.models import Document, Invoice
-from warehouse import checks
+from warehouse import checks, driver
 from warehouse.grants import Missing
+from warehouse.objects import database_connection
 
 
 def error_ids() -> list[str]:
@@ -48,22 +51,55 @@ def test_manage_py_check_fails_on_it():
         call_command("check")
 
 
-def test_a_database_that_is_not_postgresql_is_e003(monkeypatch):
-    sqlite = ConnectionHandler(
+def driver_warnings(handler: ConnectionHandler, monkeypatch, databases=("default",)) -> list:
+    monkeypatch.setattr(driver, "connections", handler)
+    return checks.check_database_drivers(databases=databases)
+
+
+def sqlite() -> ConnectionHandler:
+    return ConnectionHandler(
         {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
     )
-    monkeypatch.setattr(checks, "connections", sqlite)
-    assert error_ids() == ["warehouse.E003"]
 
 
-def test_postgresql_through_psycopg3_is_e004_with_the_fix(monkeypatch):
+def test_a_database_that_is_not_postgresql_is_w003(monkeypatch):
+    [warning] = driver_warnings(sqlite(), monkeypatch)
+    assert (warning.id, warning.level) == ("warehouse.W003", WARNING)
+    assert "sqlite" in warning.msg
+
+
+def test_postgresql_through_psycopg3_is_w004_with_the_fix(monkeypatch):
     handler = ConnectionHandler({"default": {"ENGINE": "django.db.backends.postgresql"}})
-    # Django picks its driver at import; this wrapper stands where psycopg 3 was picked.
+    # Django picks its driver at import; this module stands where psycopg 3 was picked.
     monkeypatch.setattr(handler["default"], "Database", types.ModuleType("psycopg"))
-    monkeypatch.setattr(checks, "connections", handler)
-    [error] = checks.check_databases()
-    assert error.id == "warehouse.E004"
-    assert "pip uninstall psycopg" in error.hint
+    [warning] = driver_warnings(handler, monkeypatch)
+    assert (warning.id, warning.level) == ("warehouse.W004", WARNING)
+    assert "pip uninstall psycopg" in warning.hint
+
+
+def test_the_driver_check_looks_only_at_the_aliases_django_names(monkeypatch):
+    assert driver_warnings(sqlite(), monkeypatch, databases=None) == []
+    assert driver_warnings(sqlite(), monkeypatch, databases=["replica"]) == []
+
+
+def test_plain_manage_py_check_does_not_look_at_the_driver(monkeypatch):
+    monkeypatch.setattr(driver, "connections", sqlite())
+    err = io.StringIO()
+    call_command("check", stdout=io.StringIO(), stderr=err)
+    assert "warehouse.W003" not in err.getvalue()
+
+
+def test_check_database_reports_a_database_that_is_not_postgresql(monkeypatch):
+    monkeypatch.setattr(driver, "connections", sqlite())
+    err = io.StringIO()
+    call_command("check", databases=["default"], stdout=io.StringIO(), stderr=err)
+    assert "warehouse.W003" in err.getvalue()
+
+
+def test_a_file_operation_on_a_database_that_is_not_postgresql_says_why(monkeypatch):
+    monkeypatch.setattr(driver, "connections", sqlite())
+    with pytest.raises(ImproperlyConfigured, match=r"'default', which is sqlite.*ENGINE"):
+        database_connection("default")
 
 
 # -- warehouse.W002: the registry's migrations -----------------------------------
@@ -105,14 +141,22 @@ def test_plain_manage_py_check_leaves_the_database_alone():
 
 
 @pytest.mark.django_db
-def test_migrate_shows_w002_and_still_applies_the_migration():
+def test_check_database_shows_w002():
+    unapply_registry_migration()
+    err = io.StringIO()
+    call_command("check", databases=["default"], stdout=io.StringIO(), stderr=err)
+    assert "warehouse.W002" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_migrate_applies_the_registry_migration_without_showing_w002():
     unapply_registry_migration()
     err = io.StringIO()
     # --fake: the table is there already; only the record of it was removed.
     call_command(
         "migrate", "warehouse", fake=True, skip_checks=False, stdout=io.StringIO(), stderr=err
     )
-    assert "warehouse.W002" in err.getvalue()
+    assert "warehouse.W002" not in err.getvalue()
     assert checks.check_registry_migrated(databases=["default"]) == []
 
 
@@ -269,10 +313,10 @@ def test_read_roles_that_are_not_a_list_are_e006():
 
 @pytest.mark.django_db
 @override_settings(WAREHOUSE_READ_ROLES=["warehouse_nobody", "Warehouse_Nobody"])
-def test_read_roles_that_do_not_exist_are_w003_with_the_write_alias():
+def test_read_roles_that_do_not_exist_are_w005_with_the_write_alias():
     assert checks.check_large_object_privileges(databases=None) == []
     [warning] = checks.check_large_object_privileges(databases=["default"])
-    assert warning.id == "warehouse.W003"
+    assert warning.id == "warehouse.W005"
     assert "warehouse_nobody, Warehouse_Nobody" in warning.msg
 
 

@@ -65,7 +65,7 @@ def test_a_dry_run_counts_objects_and_bytes():
     orphan(b"123456")
     DocumentFactory()
     _, out, _ = cleanup("--grace-hours", "0")
-    assert "1 (6\xa0bytes) orphaned" in out
+    assert "1 (6 bytes) orphaned" in out
     assert "1 (" in out.split("referenced")[0]
 
 
@@ -73,7 +73,7 @@ def test_nothing_to_do_exits_0():
     DocumentFactory()
     status, out, _ = cleanup("--grace-hours", "0")
     assert status == 0
-    assert "0 (0\xa0bytes) orphaned" in out
+    assert "0 (0 bytes) orphaned" in out
 
 
 def test_delete_unlinks_orphans_and_their_registry_rows():
@@ -101,14 +101,14 @@ def test_delete_keeps_an_object_named_in_an_oid_column():
 def test_delete_keeps_orphans_within_the_grace_period():
     loid = orphan()
     _, out, _ = cleanup("--delete")
-    assert "1 (6\xa0bytes) unreferenced within the grace period" in out
+    assert "1 (6 bytes) unreferenced within the grace period" in out
     assert loid in large_object_oids()
 
 
 def test_unregistered_orphans_are_reported_but_kept_by_default(make_object):
     loid = make_object(b"made by DbFileIO")
     _, out, _ = cleanup("--delete", "--grace-hours", "0")
-    assert "1 (16\xa0bytes) unreferenced and unregistered" in out
+    assert "1 (16 bytes) unreferenced and unregistered" in out
     assert loid in large_object_oids()
 
 
@@ -177,7 +177,7 @@ def test_an_object_unlinked_while_the_survey_runs_is_left_out_of_it(make_object)
     gone = make_object(b"unlinked meanwhile")
     status, out, _ = cleanup("--grace-hours", "0", command=UnlinkingWhileSurveying(gone))
     assert status == 0
-    assert "1 (5\xa0bytes) unreferenced and unregistered" in out
+    assert "1 (5 bytes) unreferenced and unregistered" in out
     assert "could not be measured" not in out
 
 
@@ -186,7 +186,7 @@ def test_an_object_the_role_may_not_read_is_counted_without_its_size(make_object
     with role_that_may_not_read():
         status, out, _ = cleanup("--grace-hours", "0")
     assert status == 0
-    assert "1 (0\xa0bytes) unreferenced and unregistered" in out
+    assert "1 (0 bytes) unreferenced and unregistered" in out
     assert "1 objects could not be measured (counted as 0 bytes)" in out
     assert "permission denied for large object" in out.lower()
 

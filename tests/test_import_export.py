@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
@@ -472,7 +472,7 @@ def test_a_second_import_after_deleting_the_sources_changes_nothing(source):
 def test_progress_is_a_line_per_batch_on_stderr_when_it_is_not_a_terminal(source):
     result = import_from(source, "--batch-size", "2")
     assert result.stderr.splitlines() == [
-        "import: 2/5 rows, 0.0 MiB",
+        "import: 2/5 rows, 1 byte",
         "import: 4/5 rows, 1.0 MiB",
         "import: 5/5 rows, 3.0 MiB",
     ]
@@ -626,6 +626,13 @@ def test_a_field_not_stored_in_large_objects_is_a_command_error(command, tmp_pat
     name, location = command
     with pytest.raises(CommandError, match=r"not in warehouse\.storage\.DbFileStorage"):
         call_command(name, "tests.ReceiptOnDisk.file", location, str(tmp_path))
+
+
+def test_a_field_on_the_default_storage_is_refused_by_the_storage_s_real_name(monkeypatch):
+    field = Contract._meta.get_field("document")
+    monkeypatch.setattr(field, "storage", default_storage)  # FileSystemStorage here
+    with pytest.raises(CommandError, match=r"stores in FileSystemStorage, not in warehouse"):
+        call_command("warehouse_import", "tests.Contract.document", "--from-location", "/tmp")
 
 
 @pytest.mark.parametrize(

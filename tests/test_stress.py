@@ -142,4 +142,4 @@ def test_concurrent_operations_through_stale_instances_lose_and_leak_nothing(ato
     assert objects - named == set(), "leaked: objects no row names"
     out = StringIO()
     call_command("warehouse_cleanup", "--grace-hours", "0", stdout=out)
-    assert "0 (0\xa0bytes) orphaned" in out.getvalue()
+    assert "0 (0 bytes) orphaned" in out.getvalue()

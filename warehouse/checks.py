@@ -1,14 +1,17 @@
 """System checks: configuration errors surface in ``manage.py check``, not deep in a request.
 
 ``check_databases``, ``check_reference_fields`` and the file field checks
-read settings only. The others open connections, so ``apps.py`` registers
-them with ``Tags.database``: Django runs them only when it is given aliases
-to use (``migrate``, ``check --database ALIAS``), and passes those. (Django
-6.1 passes every alias to the other checks too: they must not connect.)
+read settings only. The others look at the databases, so ``apps.py``
+registers them with ``Tags.database``: Django runs them only when it is
+given aliases to use (``migrate``, ``manage.py test``, ``check --database
+ALIAS``), and passes those. (Django 6.1 passes every alias to the other
+checks too: they must not connect.) They warn, never fail: the commands
+that run them must still run on a database that cannot keep files.
 """
 
 from __future__ import annotations
 
+import inspect
 import shlex
 from collections.abc import Iterable
 from typing import Any
@@ -22,21 +25,16 @@ from django.db.models import Field, Model
 
 from warehouse import registry
 from warehouse.conf import conf
+from warehouse.driver import problem
 from warehouse.grants import Missing, missing_for_reading, missing_roles
 
-_PSYCOPG3_HINT = (
-    "Django prefers psycopg 3 whenever it is installed, and psycopg 3 has no "
-    "lobject(). Uninstall it ('pip uninstall psycopg psycopg-binary psycopg-c') "
-    "so that Django uses psycopg2."
-)
+_ALIAS_SETTINGS = ("WAREHOUSE_DB_FOR_READ", "WAREHOUSE_DB_FOR_WRITE")
 
 
 def check_databases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Check that both aliases exist and talk to PostgreSQL through psycopg2."""
+    """Check that both aliases name databases in ``DATABASES`` (settings only)."""
     errors: list[CheckMessage] = []
-    checked = set()
-    for setting in ("WAREHOUSE_DB_FOR_READ", "WAREHOUSE_DB_FOR_WRITE"):
-        alias = getattr(conf, setting)
+    for setting, alias in _aliases():
         if not isinstance(alias, str):
             errors.append(
                 Error(
@@ -52,60 +50,68 @@ def check_databases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
                     id="warehouse.E002",
                 )
             )
-        elif alias not in checked:
-            checked.add(alias)
-            errors.extend(_check_driver(setting, alias))
     return errors
 
 
-def _check_driver(setting: str, alias: str) -> list[CheckMessage]:
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        return [
-            Error(
-                f"{setting} names the database {alias!r}, which is {connection.vendor}; "
-                "large objects need PostgreSQL.",
-                hint="Point it at a database with ENGINE 'django.db.backends.postgresql'.",
-                id="warehouse.E003",
+def check_database_drivers(
+    app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Check that the aliases Django names are PostgreSQL (W003) through psycopg2 (W004).
+
+    Warnings, not errors: Django runs database checks before ``migrate`` and
+    ``manage.py test`` with the aliases they use, and a site whose tests run
+    on SQLite must still migrate and run the tests that store no file. A file
+    operation on such an alias raises ``ImproperlyConfigured`` with the same words.
+    """
+    named: dict[str, list[str]] = {}  # alias -> the settings naming it
+    for setting, alias in _aliases():
+        if _given(databases, alias):
+            named.setdefault(alias, []).append(setting)
+    messages: list[CheckMessage] = []
+    for alias, names in named.items():
+        found = problem(alias)
+        if found is not None:
+            messages.append(
+                Warning(
+                    f"{' and '.join(names)} name{'s' if len(names) == 1 else ''} the database "
+                    f"{alias!r}, which {found.reason}: every file operation on it will fail.",
+                    hint=found.hint,
+                    id=found.id,
+                )
             )
-        ]
-    driver = connection.Database.__name__
-    if driver != "psycopg2":
-        return [
-            Error(
-                f"{setting} names the database {alias!r}, which Django reaches through "
-                f"{driver}; warehouse needs psycopg2's lobject().",
-                hint=_PSYCOPG3_HINT,
-                id="warehouse.E004",
-            )
-        ]
-    return []
+    return messages
+
+
+def _aliases() -> list[tuple[str, Any]]:
+    return [(setting, getattr(conf, setting)) for setting in _ALIAS_SETTINGS]
 
 
 def check_registry_migrated(
     app_configs: Any = None, databases: Iterable[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Check that the registry's migrations are applied on the write alias."""
+    """Check that the registry's migrations are applied on the write alias.
+
+    Not while ``migrate`` runs, which applies them (it runs the checks first).
+    """
     alias = conf.WAREHOUSE_DB_FOR_WRITE
-    if not _may_use(databases, alias):
+    if not registry.enabled() or not _may_use(databases, alias) or _migrating():
         return []
+    label = registry.app_label()
     executor = MigrationExecutor(connections[alias])
-    targets = executor.loader.graph.leaf_nodes("warehouse")
+    targets = executor.loader.graph.leaf_nodes(label)
     pending = [
         migration.name
         for migration, _ in executor.migration_plan(targets)
-        if migration.app_label == "warehouse"
+        if migration.app_label == label
     ]
     if not pending:
         return []
-    # A warning, not an error: migrate runs the database checks first, and an
-    # error would stop the very command that fixes it.
     return [
         Warning(
             f"The warehouse registry is not migrated on database {alias!r} "
             f"(WAREHOUSE_DB_FOR_WRITE): {', '.join(pending)} not applied. Saving a file "
             "will fail.",
-            hint=f"Run 'manage.py migrate warehouse --database {alias}'.",
+            hint=f"Run 'manage.py migrate {label} --database {alias}'.",
             id="warehouse.W002",
         )
     ]
@@ -118,6 +124,23 @@ def check_read_roles(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     except ImproperlyConfigured as exc:
         return [Error(str(exc), hint='Like ["app_reader"].', id="warehouse.E006")]
     return []
+def _migrating() -> bool:
+    """Whether these checks run for ``migrate`` (a frame of its command is on the stack).
+
+    Django asks the checks before any command and tells them nothing but the
+    aliases, which ``check --database`` gives alike; the stack tells.
+    """
+    from django.core.management.commands.migrate import Command as Migrate
+
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if isinstance(frame.f_locals.get("self"), Migrate):
+                return True
+            frame = frame.f_back
+        return False
+    finally:
+        del frame  # a frame held in a local is a reference cycle
 
 
 def check_large_object_privileges(
@@ -158,7 +181,7 @@ def check_large_object_privileges(
 def _check_read_roles_exist(
     databases: Iterable[str] | None, write_alias: Any
 ) -> list[CheckMessage]:
-    """W003: a read role the write alias's server does not know makes every save fail."""
+    """W005: a read role the write alias's server does not know makes every save fail."""
     roles = _read_roles()
     if not roles or not _may_use(databases, write_alias):
         return []
@@ -171,7 +194,7 @@ def _check_read_roles_exist(
             f"(WAREHOUSE_DB_FOR_WRITE): {', '.join(missing)}. Saving a file will fail.",
             hint="Create them (CREATE ROLE ...), or correct the setting: names are exact, "
             "case included.",
-            id="warehouse.W003",
+            id="warehouse.W005",
         )
     ]
 
@@ -227,17 +250,19 @@ def _quote_role(role: str) -> str:
     return '"' + role.replace('"', '""') + '"'
 
 
-def _may_use(databases: Iterable[str] | None, alias: Any) -> bool:
-    """Whether Django lets the check use ``alias``, and it is one the check can use.
+def _given(databases: Iterable[str] | None, alias: Any) -> bool:
+    """Whether Django lets the check use ``alias``, a configured alias (else E001, E002)."""
+    return (
+        databases is not None
+        and isinstance(alias, str)
+        and alias in databases
+        and alias in connections
+    )
 
-    An alias that is no str, not configured or not psycopg2's is E001 to E004.
-    """
-    if databases is None or not isinstance(alias, str) or alias not in databases:
-        return False
-    if alias not in connections:
-        return False
-    connection = connections[alias]
-    return connection.vendor == "postgresql" and connection.Database.__name__ == "psycopg2"
+
+def _may_use(databases: Iterable[str] | None, alias: Any) -> bool:
+    """Whether the check may use ``alias``, and it can keep large objects (else W003, W004)."""
+    return _given(databases, alias) and problem(alias) is None
 
 
 def _same_login(first: Any, second: Any) -> bool:
@@ -279,7 +304,6 @@ def check_file_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 def check_file_field(model: type[Model], field: Field) -> list[CheckMessage]:
     """What would make one file field lose or leak files: settings only, no database."""
-    from warehouse import registry
     from warehouse.references import same_database
 
     label = f"{model._meta.label}.{field.name}"

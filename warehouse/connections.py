@@ -33,8 +33,8 @@ from django.core.signals import request_finished, request_started
 from django.db import Error as DatabaseError
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ as REPEATABLE_READ
 
+from warehouse.driver import ISOLATION_LEVEL_REPEATABLE_READ as REPEATABLE_READ
 from warehouse.objects import database_connection
 
 # Idle connections kept per thread and alias beyond the one in use: enough for a

@@ -174,6 +174,8 @@ class Lifecycle:
         """The row's names, locked with their registry rows until the save commits; read once."""
         if _LOCKED not in instance.__dict__:
             using = instance.__dict__.get(_SAVING_ON) or router.db_for_write(type(instance))
+            if not _keeps_files(using):
+                return None
             # Saved for its other fields only, a row lets go of no file: then the row
             # alone is locked, without the registry rows and the catalog an unlink needs.
             loaded = _loaded(instance)
@@ -211,6 +213,8 @@ class Lifecycle:
     def _before_delete(
         self, instance: models.Model, using: str, origin: Any = None, **kwargs: Any
     ) -> None:
+        if not _keeps_files(using):
+            return
         deletion = self._deletion_of(origin, using)
         if deletion is not None and instance.pk in deletion.locked.names:
             deletion.deleting.add(instance.pk)
@@ -325,6 +329,15 @@ def _lifecycle_of(model: type[models.Model]) -> Lifecycle:
     if model not in _lifecycles:
         _lifecycles[model] = Lifecycle(model)
     return _lifecycles[model]
+
+
+def _keeps_files(using: str) -> bool:
+    """Whether rows on ``using`` are followed: only PostgreSQL can hold what they name.
+
+    Elsewhere (a site's tests on SQLite) rows save and delete as Django does,
+    and no file is stored (``ImproperlyConfigured``), so none is unlinked.
+    """
+    return connections[using].vendor == "postgresql"
 
 
 def _loaded(instance: models.Model) -> dict[str, Any]:

@@ -23,9 +23,8 @@ import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from psycopg2.extensions import TRANSACTION_STATUS_INERROR as _FAILED
-
 from warehouse import transactions
+from warehouse.driver import TRANSACTION_STATUS_INERROR as _FAILED
 from warehouse.grants import grant_to_read_roles
 from warehouse.objects import (
     check_access,

@@ -17,6 +17,8 @@ from django.db import Error as DatabaseError
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from warehouse.driver import problem
+
 MAX_OID = 2**32 - 1
 
 # SQLSTATEs a large-object call fails with that are a file's errors, not the database's.
@@ -87,14 +89,12 @@ def validate_loid(loid: Any) -> int:
 
 def database_connection(using: str) -> BaseDatabaseWrapper:
     """Return the Django connection for ``using``, refusing any that has no ``lobject()``."""
-    connection = connections[using]
-    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg2":
+    found = problem(using)
+    if found is not None:
         raise ImproperlyConfigured(
-            f"warehouse needs PostgreSQL through psycopg2, but database {using!r} uses "
-            f"{connection.vendor} through {connection.Database.__name__}; "
-            "run 'manage.py check' for the fix."
+            f"warehouse cannot keep files in database {using!r}, which {found.reason}. {found.hint}"
         )
-    return connection
+    return connections[using]
 
 
 def large_object_access(connection: BaseDatabaseWrapper, loid: int) -> Access:

@@ -1,4 +1,4 @@
-"""What the maintenance commands share: their progress line and their count options."""
+"""What the maintenance commands share: their progress line, sizes and count options."""
 
 from __future__ import annotations
 
@@ -13,6 +13,20 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
     return number
+
+
+_BINARY_UNITS = ("KiB", "MiB", "GiB", "TiB")
+
+
+def human_size(size: float) -> str:
+    """``size`` bytes as every command prints a size: "6 bytes", "3.3 MiB" (1 MiB = 1024² bytes)."""
+    if size < 1024:
+        return "1 byte" if size == 1 else f"{size:.0f} bytes"
+    for unit in _BINARY_UNITS:
+        size /= 1024
+        if round(size, 1) < 1024 or unit == _BINARY_UNITS[-1]:
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _plain(text: str) -> str:

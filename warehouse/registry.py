@@ -89,8 +89,16 @@ def enabled() -> bool:
     return apps.is_installed("warehouse")
 
 
+def app_label() -> str:
+    """The label the app is installed under: its ``AppConfig`` may rename it."""
+    return apps.get_containing_app_config(__name__).label
+
+
 def _model() -> type[StoredFile]:
-    return apps.get_model("warehouse", "StoredFile")
+    # Imported when used: a site may use the storage without installing the app.
+    from warehouse.models import StoredFile
+
+    return StoredFile
 
 
 def table() -> str:

@@ -32,13 +32,13 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg2.extensions
 from asgiref.local import Local
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from warehouse.conf import alias_for_reading, alias_for_writing
 from warehouse.connections import OwnConnection, Pool, pool
+from warehouse.driver import TRANSACTION_STATUS_IDLE
 from warehouse.objects import (
     check_access,
     database_connection,
@@ -323,7 +323,7 @@ def current_transaction(connection: BaseDatabaseWrapper) -> object | None:
     raw = connection.connection
     if raw is None or raw.closed:
         return None
-    if raw.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+    if raw.get_transaction_status() == TRANSACTION_STATUS_IDLE:
         return None
     outermost = connection.atomic_blocks[0] if connection.in_atomic_block else None
     return (id(raw), outermost)

@@ -27,10 +27,9 @@ from warehouse.conf import alias_for_writing
 from warehouse.connections import kept_open
 from warehouse.io import CHUNK_SIZE
 from warehouse.previous import storage_named
-from warehouse.progress import Progress, positive_int
+from warehouse.progress import Progress, human_size, positive_int
 from warehouse.storage import DbFileStorage, oid_of
 
-MIB = 1024**2  # bytes
 DEFAULT_BATCH_SIZE = 100  # rows
 
 
@@ -69,8 +68,9 @@ def file_field(label: str) -> tuple[type[models.Model], models.FileField]:
 def db_storage_of(label: str, field: models.FileField) -> DbFileStorage:
     """Return the field's storage, refusing one that does not keep large objects."""
     if not isinstance(field.storage, DbFileStorage):
+        # __class__, not type(): default_storage is a lazy stand-in for the real one.
         raise CommandError(
-            f"{label} stores in {type(field.storage).__name__}, not in "
+            f"{label} stores in {field.storage.__class__.__name__}, not in "
             "warehouse.storage.DbFileStorage: give the field a DbFileStorage (a DbFileField) first."
         )
     return field.storage
@@ -216,7 +216,7 @@ class FieldTransferCommand(BaseCommand):
                     moved += 1
                     moved_bytes += size
             self.progress.advance(
-                f"{self.verb}: {self.progress.count + 1}/{total} rows, {moved_bytes / MIB:.1f} MiB"
+                f"{self.verb}: {self.progress.count + 1}/{total} rows, {human_size(moved_bytes)}"
             )
         self.progress.finish()
 

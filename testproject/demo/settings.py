@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-from warehouse.testing import database_settings
 
 # testproject/demo/settings.py -> the repository root.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The database of development (dev_database.py) sits at the root, outside the package.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
+
+from dev_database import database_settings  # noqa: E402
 
 # Demo only: the site runs on 127.0.0.1 with DEBUG on, so the key protects nothing.
 SECRET_KEY = "demo-only-not-secret"

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connections, transaction
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from warehouse import references, registry, unlinking
@@ -16,7 +15,7 @@ from warehouse.conf import alias_for_writing
 from warehouse.connections import kept_open
 from warehouse.io import large_object_size
 from warehouse.objects import database_connection, large_object_exists
-from warehouse.progress import Progress, positive_int
+from warehouse.progress import Progress, human_size, positive_int
 
 # Each lo_unlink holds a lock until commit: 20,000 in one transaction overflow the
 # default lock table (max_locks_per_transaction = 64), 5,000 fit.
@@ -40,7 +39,7 @@ class Tally:
         self.oids.append(loid)
 
     def __str__(self) -> str:
-        return f"{self.count} ({filesizeformat(self.size)})"
+        return f"{self.count} ({human_size(self.size)})"
 
 
 class Command(BaseCommand):
