@@ -22,7 +22,7 @@ def run_benchmark(script: str, *args: str) -> str:
         [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a fresh process per measurement, a server for db_serve's
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 0, result.stderr

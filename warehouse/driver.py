@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from django.db import connections
 
 try:
+    from psycopg2 import sql
     from psycopg2.extensions import (
         ISOLATION_LEVEL_REPEATABLE_READ,
         TRANSACTION_STATUS_IDLE,
@@ -24,6 +25,7 @@ try:
     )
 except ImportError:  # nothing uses them then: database_connection() refuses first
     ISOLATION_LEVEL_REPEATABLE_READ = TRANSACTION_STATUS_IDLE = TRANSACTION_STATUS_INERROR = None
+    sql = None  # type: ignore[assignment]
 
 __all__ = [
     "ISOLATION_LEVEL_REPEATABLE_READ",
@@ -31,6 +33,7 @@ __all__ = [
     "TRANSACTION_STATUS_INERROR",
     "Problem",
     "problem",
+    "sql",
 ]
 
 INSTALL_HINT = (

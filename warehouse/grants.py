@@ -17,9 +17,9 @@ from typing import NamedTuple
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from psycopg2 import sql
 
 from warehouse.conf import conf
+from warehouse.driver import sql
 from warehouse.objects import privilege_sql, undefined_object
 
 
