@@ -7,25 +7,20 @@ talk to it through the browser, as a person would.
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import psycopg2
 import pytest
-from django.db import connections
+
+from tests.demo_project import MANAGE, free_port, manage, project_database, wait_until_served
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def one_page_pdf(text: bytes) -> bytes:
@@ -62,61 +57,25 @@ SCRIPT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def database_url(name: str) -> str:
-    """The test server, as a URL the test project understands, for database ``name``."""
-    settings = connections["default"].settings_dict
-    host, port = settings["HOST"], settings["PORT"]
-    credentials = f"{quote(settings['USER'])}:{quote(settings['PASSWORD'])}"
-    if host.startswith("/"):
-        return f"postgresql://{credentials}@/{name}?host={quote(host)}&port={port or 5432}"
-    return f"postgresql://{credentials}@{host}:{port or 5432}/{name}"
-
-
 @pytest.fixture(scope="module")
 def demo():
     """The test project, migrated, with its demo users, served on 127.0.0.1."""
-    name = f"warehouse_browser_{os.getpid()}"
-    admin = psycopg2.connect(database_url("postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": database_url(name), "PYTHONWARNINGS": "ignore"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)  # pytest-django's: the project has its own
-    manage = [sys.executable, str(REPO / "testproject" / "manage.py")]
-    for command in (["migrate", "--no-input"], ["demo_user"]):
-        done = subprocess.run([*manage, *command], env=env, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr.decode()
-    port = free_port()
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/accounts/login/", timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the test project did not start"
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with project_database("browser") as env:
+        manage("demo_user", env=env)
+        port = free_port()
+        server = subprocess.Popen(
+            [*MANAGE, "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_served(url, server)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
