@@ -5,11 +5,13 @@ The test project runs on its own (``manage.py runserver`` in a subprocess, on
 talk to it through the browser, as a person would.
 """
 
+import itertools
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -182,3 +184,112 @@ def test_uploaded_javascript_is_never_run_as_a_script(page):
     )
     assert outcome == "refused"
     assert page.evaluate("window.pwned") is None
+
+
+# -- the demo walked through, as its README shows it ----------------------------------
+
+LARGE = 50 << 20  # bytes: an upload long enough that a person wants to see it move
+# Names of the archives uploaded (not shown inline: the browser downloads them).
+ARCHIVES = (f"Jahresabschluss {year}.zip" for year in itertools.count(2025))
+
+
+def screenshot(page, name: str) -> None:
+    """Keep a picture of the page for the README when WAREHOUSE_SCREENSHOTS names a folder."""
+    if shots := os.environ.get("WAREHOUSE_SCREENSHOTS"):
+        page.screenshot(path=Path(shots) / name)
+
+
+def row_of(page, name: str):
+    return page.locator("tbody tr", has=page.locator("a", has_text=name))
+
+
+@pytest.fixture
+def large_upload(page, tmp_path):
+    """A 50 MiB upload through the form, sent by upload.js at 25 MiB/s; its progress as shown."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    # Throttled, so that the bar is seen part-way whatever the machine's speed.
+    conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": 25 << 20})
+    page.goto("/upload/")
+    name = next(ARCHIVES)
+    page.fill("input[name=title]", f"Accounts in {name}")
+    # A file on disk: Playwright passes no buffer of 50 MiB or more.
+    archive = tmp_path / name
+    archive.write_bytes(bytes(range(256)) * (LARGE // 256))
+    page.set_input_files("input[name=data]", archive)
+    with page.expect_navigation(timeout=120_000):
+        page.click("main form button[type=submit]")
+        page.wait_for_function(
+            "document.querySelector('progress').value > 0"
+            " && document.querySelector('progress').value < 100",
+            timeout=60_000,
+        )
+        during = SimpleNamespace(
+            name=name,
+            title=f"Accounts in {name}",
+            bar=page.locator("progress").get_attribute("value"),
+            status=page.locator(".upload-status").inner_text(),
+        )
+        screenshot(page, "demo-upload.png")
+    archive.unlink()  # 50 MiB less on the disk while the other tests run
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
+    cdp.detach()
+    return during
+
+
+def test_a_large_upload_shows_a_progress_bar_part_way(large_upload):
+    assert 0 < float(large_upload.bar) < 100
+    assert large_upload.status.endswith("%)")
+    assert " of 50.0 MiB (" in large_upload.status
+
+
+def test_the_list_shows_the_uploaded_name_and_a_human_size(page, large_upload):
+    row = row_of(page, large_upload.name)
+    assert row.locator("td.num").inner_text() == "50.0 MiB"
+    message = page.locator(".messages").inner_text()
+    assert f"Uploaded {large_upload.name} as {large_upload.title}." in message
+    screenshot(page, "demo-list.png")
+
+
+def test_a_download_from_the_list_has_the_uploaded_name(page, large_upload):
+    with page.expect_download() as download:
+        row_of(page, large_upload.name).locator("a", has_text=large_upload.name).click()
+    assert download.value.suggested_filename == large_upload.name
+    assert os.path.getsize(download.value.path()) == LARGE
+
+
+def test_a_staff_member_opens_any_invoices_file_from_the_admin(page, large_upload):
+    page.goto("/admin/invoices/invoice/")
+    page.locator("#result_list a", has_text=large_upload.title).first.click()
+    current = page.locator("p.file-upload a").first
+    assert current.inner_text() == large_upload.name
+    screenshot(page, "demo-admin.png")
+    with page.expect_download() as download:
+        current.click()
+    assert download.value.suggested_filename == large_upload.name
+
+
+def test_deleting_from_the_list_removes_the_row_after_naming_the_file(page, large_upload):
+    row_of(page, large_upload.name).locator("a", has_text="Delete").click()
+    assert large_upload.name in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert f"Deleted {large_upload.title}." in page.locator(".messages").inner_text()
+    assert row_of(page, large_upload.name).count() == 0
+
+
+def test_another_users_file_shows_the_demos_not_found_page(browser, demo, page):
+    href = upload(page, "mine.pdf", PDF, "application/pdf")
+    other = browser.new_context(base_url=demo)
+    stranger = other.new_page()
+    stranger.goto("/accounts/login/")
+    stranger.fill("input[name=username]", "other")
+    stranger.fill("input[name=password]", "other")
+    with stranger.expect_navigation():
+        stranger.click("main form button[type=submit]")
+    response = stranger.goto(href)
+    assert response.status == 404
+    assert stranger.locator("h1").inner_text() == "Not found"
+    screenshot(stranger, "demo-404.png")
+    other.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminFileWidget
 from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 from django.utils.html import format_html
@@ -29,7 +29,7 @@ class StaffLink:
         return self.name
 
 
-class StaffFileInput(forms.ClearableFileInput):
+class StaffFileInput(AdminFileWidget):
     """A file input whose "Currently:" link a staff member can follow to any invoice's file."""
 
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
