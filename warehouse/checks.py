@@ -124,6 +124,8 @@ def check_read_roles(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     except ImproperlyConfigured as exc:
         return [Error(str(exc), hint='Like ["app_reader"].', id="warehouse.E006")]
     return []
+
+
 def _migrating() -> bool:
     """Whether these checks run for ``migrate`` (a frame of its command is on the stack).
 
