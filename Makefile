@@ -45,10 +45,8 @@ lint: $(BIN)/.installed ## ruff
 	$(BIN)/ruff format --check warehouse tests testproject benchmarks dev_database.py
 
 .PHONY: demo
-demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 with an embedded PostgreSQL
-	$(BIN)/python testproject/manage.py migrate --no-input
-	$(BIN)/python testproject/manage.py demo_user --url http://$(HOST):$(PORT)/
-	$(BIN)/python testproject/manage.py runserver $(HOST):$(PORT)
+demo: $(BIN)/.installed ## run the test project on http://127.0.0.1:8000 (HOST=, PORT=) with an embedded PostgreSQL
+	$(BIN)/python testproject/manage.py demo --host $(HOST) --port $(PORT)
 
 .PHONY: matrix
 matrix: $(BIN)/.installed ## run the suite on Django 4.2 / Python 3.10, 5.2 / 3.11 and 6.1 / 3.13 (nox)

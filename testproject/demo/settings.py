@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,14 +15,19 @@ if str(REPO_ROOT) not in sys.path:
 
 from dev_database import database_settings  # noqa: E402
 
-# Demo only: the site runs on 127.0.0.1 with DEBUG on, so the key protects nothing.
+# Demo only: the site runs on 127.0.0.1, so the key protects nothing.
 SECRET_KEY = "demo-only-not-secret"
-DEBUG = True
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+# Off, so that a missing or forbidden file shows the demo's 404.html / 403.html as a
+# site would; DEBUG=1 for Django's pages with tracebacks.
+DEBUG = os.environ.get("DEBUG") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", os.environ.get("HOST") or "127.0.0.1"]
 
 # DATABASE_URL wins; otherwise an embedded PostgreSQL whose data lives in
-# .pgdata/demo, so invoices survive restarts. It stops with the last process using it.
-DATABASES = {"default": database_settings(REPO_ROOT / ".pgdata" / "demo")}
+# .pgdata/demo (DEMO_PGDATA), so invoices survive restarts. It stops with the
+# last process using it.
+DATABASES = {
+    "default": database_settings(os.environ.get("DEMO_PGDATA") or REPO_ROOT / ".pgdata" / "demo")
+}
 
 # Both are the defaults; written out so the demo shows where files are read and written.
 WAREHOUSE_DB_FOR_READ = "default"

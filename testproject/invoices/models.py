@@ -1,4 +1,10 @@
-"""The README's Invoice model and the signals that unlink files no invoice uses any more."""
+"""The README's Invoice model and the signals that unlink files no invoice uses any more.
+
+The ``DbFileField`` already does what these signals do; they stay to show the
+pattern a site written before it keeps, done right: they call
+``storage.delete_unreferenced()``, never ``storage.delete()``, so a file that
+another row still names (a copied invoice: ``pk = None; save()``) is kept.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +52,7 @@ def user_file_initialized(sender: type[Invoice], instance: Invoice, **kwargs: An
 
 @receiver(post_save, sender=Invoice)
 def user_file_saved(sender: type[Invoice], instance: Invoice, created: bool, **kwargs: Any) -> None:
-    """Unlink the previous file once the invoice points to another one."""
+    """Unlink the previous file once the invoice points to another one, unless still used."""
     # this is safe because large objects support transactions
     if not created and hasattr(instance, "_lo_prev_state"):
         state = instance._lo_prev_state
@@ -54,14 +60,14 @@ def user_file_saved(sender: type[Invoice], instance: Invoice, created: bool, **k
         # only to change its title would unlink the file it still points to. Only a
         # file that was replaced or cleared is unlinked.
         if state["data"] and state["data"] != instance.data.name:
-            instance.data.storage.delete(state["data"])
+            instance.data.storage.delete_unreferenced(state["data"])
     # The saved file is now the previous one: a second save must not unlink it again.
     instance._lo_prev_state = _file_state(instance)
 
 
 @receiver(post_delete, sender=Invoice)
 def user_file_deleted(sender: type[Invoice], instance: Invoice, **kwargs: Any) -> None:
-    """Unlink the file of a deleted invoice."""
+    """Unlink the file of a deleted invoice, unless another invoice uses it too."""
     # this is safe because large objects support transactions
     if instance.data:
-        instance.data.storage.delete(instance.data.name)
+        instance.data.storage.delete_unreferenced(instance.data.name)

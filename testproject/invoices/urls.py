@@ -17,4 +17,6 @@ urlpatterns = [
     # the storage's own base_url ("/invoice/") for `or_just_so`.
     path("warehouse/<str:filename>", views.large_object_serve, name="data-file"),
     path("invoice/<str:filename>", views.or_just_so_serve, name="or-just-so-file"),
+    # Any invoice's file, for the admin (whose staff do not own the invoices they look at).
+    path("staff/warehouse/<str:filename>", views.staff_serve, name="staff-data-file"),
 ]

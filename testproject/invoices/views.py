@@ -1,19 +1,21 @@
-"""Views of a user's own invoices: list, upload, replace, delete and download."""
+"""Views of a user's own invoices (list, upload, replace, delete, download) and the staff's."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.views.decorators.http import require_http_methods, require_safe
 
 from warehouse.views import db_serve
 
 from .forms import InvoiceForm, ReplaceFileForm
 from .models import Invoice
+from .templatetags.invoices import shown_name
 
 
 def _size(file: FieldFile) -> int | None:
@@ -25,6 +27,17 @@ def _size(file: FieldFile) -> int | None:
     except FileNotFoundError:
         # An object unlinked behind Django's back must not break the whole list.
         return None
+
+
+def _saved(request: HttpRequest) -> HttpResponse:
+    """Go to the list: a redirect, or where to go for the upload script (upload.js).
+
+    The script's XHR would follow a redirect itself, and the page it fetched
+    would take the message meant for the page the browser shows next.
+    """
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return JsonResponse({"redirect": resolve_url("invoices:list")})
+    return redirect("invoices:list")
 
 
 @login_required
@@ -47,8 +60,8 @@ def invoice_upload(request: HttpRequest) -> HttpResponse:
         # The large object and the row commit together or not at all.
         with transaction.atomic():
             invoice = form.save()
-        messages.success(request, f"Uploaded {invoice} as {invoice.data.name}.")
-        return redirect("invoices:list")
+        messages.success(request, f"Uploaded {shown_name(invoice.data)} as {invoice}.")
+        return _saved(request)
     return render(request, "invoices/form.html", {"form": form, "title": "Upload an invoice"})
 
 
@@ -57,7 +70,7 @@ def invoice_upload(request: HttpRequest) -> HttpResponse:
 def invoice_replace(request: HttpRequest, pk: int) -> HttpResponse:
     """Give an invoice another file; the signal unlinks the old one."""
     invoice = get_object_or_404(Invoice, pk=pk, owner=request.user)
-    old_name = invoice.data.name if invoice.data else None
+    old_name = shown_name(invoice.data) if invoice.data else "no file"
     posted = request.method == "POST"
     if posted:
         form = ReplaceFileForm(request.POST, request.FILES, instance=invoice)
@@ -67,8 +80,10 @@ def invoice_replace(request: HttpRequest, pk: int) -> HttpResponse:
         # Creating the new object and unlinking the old one is a single transaction.
         with transaction.atomic():
             form.save()
-        messages.success(request, f"Replaced {old_name} by {invoice.data.name} in {invoice}.")
-        return redirect("invoices:list")
+        messages.success(
+            request, f"Replaced {old_name} by {shown_name(invoice.data)} in {invoice}."
+        )
+        return _saved(request)
     context = {"form": form, "title": f"Replace the file of {invoice}", "invoice": invoice}
     return render(request, "invoices/form.html", context)
 
@@ -100,3 +115,9 @@ def or_just_so_serve(request: HttpRequest, filename: str) -> HttpResponseBase:
     """Serve an invoice's `or_just_so` file to its owner only."""
     invoices = Invoice.objects.filter(owner=request.user)
     return db_serve(request, filename, queryset=invoices, field="or_just_so")
+
+
+@staff_member_required
+def staff_serve(request: HttpRequest, filename: str) -> HttpResponseBase:
+    """Serve any invoice's `data` file to a staff member: where the admin's links point."""
+    return db_serve(request, filename, queryset=Invoice.objects.all(), field="data")
