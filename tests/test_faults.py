@@ -94,8 +94,8 @@ def the_writing_backend() -> int:
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
             "AND backend_xid IS NOT NULL"
         )
-        (pid,) = cursor.fetchall()
-    return pid[0]
+        ((pid,),) = cursor.fetchall()
+    return pid
 
 
 class Upload(File):
@@ -260,7 +260,8 @@ def test_a_backend_killed_reading_back_a_save_of_the_same_block_keeps_nothing(si
 # -- a backend killed during a download through a real HTTP server ------------------------------
 
 
-def backends_but_mine() -> list[int]:
+def backends_in_a_transaction() -> list[int]:
+    """The server processes of this database in a transaction, but the asker's."""
     with connections["replica"].cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
@@ -282,7 +283,7 @@ def test_a_download_whose_backend_is_killed_is_cut_and_the_next_two_are_whole(
         assert response.status == 200
         assert int(response.headers["Content-Length"]) == size
         received = len(response.read(MiB))
-        (download,) = backends_but_mine()
+        (download,) = backends_in_a_transaction()
         terminate_backends([download], using="replica")
         with pytest.raises(http.client.IncompleteRead) as cut:
             response.read()
