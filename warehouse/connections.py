@@ -25,6 +25,7 @@ unless inside :func:`kept_open` (a management command reading many files).
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 from collections.abc import Iterator
 
@@ -155,7 +156,12 @@ class Pool:
     # -- inside the lock ----------------------------------------------------------
 
     def _take_idle(self, *, snapshot: bool = False) -> OwnConnection:
-        own = next((own for own in self.connections if own.idle), None)
+        own = None
+        for idle in [own for own in self.connections if own.idle]:
+            if not _ended_by_the_server(idle.wrapper):
+                own = idle
+                break
+            self._discard(idle)
         if own is None:
             wrapper = _new_wrapper(self.alias)
             own = OwnConnection(self, wrapper)
@@ -229,6 +235,26 @@ def _new_wrapper(alias: str) -> BaseDatabaseWrapper:
     # A file may be closed or collected in another thread; it alone uses this connection then.
     wrapper.inc_thread_sharing()
     return wrapper
+
+
+def _ended_by_the_server(wrapper: BaseDatabaseWrapper) -> bool:
+    """Whether the server ended an idle connection (its backend killed, or a restart).
+
+    An idle connection of the package's is sent nothing (it listens on no
+    channel): something to read is the server's last words, or the end of
+    the stream. Asked of the socket, without a round trip, so that a
+    connection kept from an earlier request fails no later one. Django's
+    own connections fail the first request that uses them unless
+    ``CONN_HEALTH_CHECKS`` is on; the package's connections, which a
+    request may not touch until later, would otherwise fail one more.
+    """
+    raw = wrapper.connection
+    if raw is None:
+        return False  # never opened: connects when first used
+    if raw.closed:
+        return True
+    readable, _, _ = select.select([raw.fileno()], [], [], 0)
+    return bool(readable)
 
 
 def _isolation_level(wrapper: BaseDatabaseWrapper) -> int | None:

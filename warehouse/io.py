@@ -443,7 +443,8 @@ class DbFileIO(io.RawIOBase):
                     seat.release(commit=keep)
             finally:
                 # Only now: psycopg2 sends lo_close for a descriptor dropped inside its transaction.
-                self._lobject = None
+                if seat is None or not _lost(seat.connection):
+                    self._lobject = None
 
     def _finish(self, seat: transactions.Seat) -> None:
         """Before the commit: bring the registry up to date, close what outlives the file."""
@@ -513,6 +514,19 @@ class DbFileIO(io.RawIOBase):
         return f"<{type(self).__name__} loid={self._loid} mode={self.mode!r}{state}>"
 
 
+def _lost(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``connection`` was lost (a backend killed) and is not closed yet.
+
+    psycopg2 closes a descriptor when it is collected, and for one whose
+    connection was lost prints "the connection is broken" to stderr, an
+    error of nobody's. The caller's connection stays so until Django closes
+    it as its atomic block ends: a file keeps such a descriptor until the
+    file is collected itself.
+    """
+    raw = connection.connection
+    return raw is not None and raw.closed == 2  # psycopg2's "broken", not "closed" (1)
+
+
 def large_object_size(loid: int, using: str | None = None) -> int:
     """The length of an object in bytes, measured on the object itself."""
     with DbFileIO(loid, "rb", using=using) as file:
@@ -527,12 +541,24 @@ def raw_of(file: Any) -> DbFileIO:
     return file
 
 
+def close_rolled_back(file: Any) -> None:
+    """Close ``file`` (a DbFileIO or a layer over one), keeping nothing it wrote.
+
+    The raw file closes first: a buffer's close would write what it holds
+    (lost anyway), and after a failed write fail anew, with an error that
+    hides the one the caller is to see.
+    """
+    raw = raw_of(file)
+    raw.roll_back_on_close()
+    raw.close()
+
+
 class _RollsBackOnFailure:
     """For the layers over a DbFileIO: a ``with`` block that raises rolls its writes back."""
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         if exc_type is not None:
-            raw_of(self).roll_back_on_close()
+            close_rolled_back(self)
         return super().__exit__(exc_type, exc_value, traceback)  # type: ignore[misc]
 
 

@@ -30,7 +30,14 @@ from django.utils.encoding import filepath_to_uri
 
 from warehouse import registry, transactions
 from warehouse.conf import alias_for_reading, alias_for_writing, conf
-from warehouse.io import CHUNK_SIZE, DbFileIO, large_object_size, open_large_object, raw_of
+from warehouse.io import (
+    CHUNK_SIZE,
+    DbFileIO,
+    close_rolled_back,
+    large_object_size,
+    open_large_object,
+    raw_of,
+)
 from warehouse.names import OID_DIGITS, extension_of, is_other_storage_name, oid_of
 from warehouse.objects import (
     database_connection,
@@ -72,7 +79,7 @@ class DbFile(File):
                 self.file.flush()
         except BaseException:
             # What could not be written must not be kept either.
-            raw_of(self.file).roll_back_on_close()
+            close_rolled_back(self.file)
             raise
         finally:
             super().close()
@@ -80,8 +87,7 @@ class DbFile(File):
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         if exc_type is not None:
             # Failed writes are rolled back: nothing to record, and the error to see is theirs.
-            raw_of(self.file).roll_back_on_close()
-            self.file.close()
+            close_rolled_back(self.file)
         else:
             self.close()
 
