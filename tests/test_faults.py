@@ -26,6 +26,7 @@ from django.db import OperationalError, connections, transaction
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import path
 
+from dev_database import settings_from_url
 from tests.conftest import (
     large_object_content,
     large_object_oids,
@@ -39,7 +40,6 @@ from warehouse import streams
 from warehouse.io import CHUNK_SIZE, DbFileIO, raw_of
 from warehouse.models import StoredFile
 from warehouse.storage import db_file_storage, oid_of
-from warehouse.testing import settings_from_url
 from warehouse.views import db_serve
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
