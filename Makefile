@@ -34,10 +34,12 @@ test: $(BIN)/.installed ## run the whole suite on a real PostgreSQL (embedded un
 	PYTHONDEVMODE=1 $(BIN)/python -W error::ResourceWarning -m pytest $(PYTEST_ARGS)
 
 .PHONY: stress
-stress: $(BIN)/.installed ## 16 threads x 2,000 mixed file operations (at most 10 min each), and the faults on 256 MiB files
+stress: $(BIN)/.installed ## 16 threads x 2,000 mixed file operations (at most 10 min each), the faults on 256 MiB files, hostile input x10
 	WAREHOUSE_STRESS_THREADS=16 WAREHOUSE_STRESS_OPERATIONS=2000 WAREHOUSE_STRESS_SECONDS=600 \
 		$(BIN)/python -m pytest -p no:randomly -s tests/test_stress.py
 	PYTHONDEVMODE=1 $(BIN)/python -W error::ResourceWarning -m pytest -p no:randomly -m stress tests/test_faults.py
+	HYPOTHESIS_PROFILE=stress PYTHONDEVMODE=1 $(BIN)/python -W error::ResourceWarning -m pytest \
+		tests/test_hostile_input.py
 
 .PHONY: lint
 lint: $(BIN)/.installed ## ruff

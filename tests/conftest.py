@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import pytest
 from django.apps import apps
 from django.conf import settings
@@ -16,6 +17,11 @@ from django.db.backends.signals import connection_created
 
 from warehouse import connections as own_connections
 from warehouse import streams
+
+# `make stress` sets HYPOTHESIS_PROFILE=stress: ten times the examples for the properties
+# that scale with the profile (tests/test_hostile_input.py).
+hypothesis.settings.register_profile("stress", max_examples=1000)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # A table made by hand, as a legacy schema or another tool would have it.
 LEGACY = "warehouse_test_legacy_scan"

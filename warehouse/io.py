@@ -13,7 +13,6 @@ caller's. :mod:`warehouse.transactions` says exactly where each file goes.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import errno
 import io
@@ -319,6 +318,12 @@ class DbFileIO(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         self._check_readable_now()
         view = memoryview(buffer).cast("B")
+        if view.readonly:
+            # Refused before reading, as a file does: what was read could not be handed over.
+            raise TypeError(
+                "readinto() argument must be read-write bytes-like object, "
+                f"not {type(buffer).__name__}"
+            )
         if not view:
             return 0
         data = self._read_chunk(min(len(view), MAX_READ))
@@ -354,8 +359,10 @@ class DbFileIO(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         self._check_writable_now()
-        # lobject.write() accepts bytes only, not memoryview or bytearray.
-        data = bytes(data)
+        if not isinstance(data, bytes):
+            # lobject.write() takes bytes only. Not bytes(data), which takes an int for a
+            # size to allocate and a list of ints for bytes: a bytes-like object, or TypeError.
+            data = memoryview(data).tobytes()
         if not data:
             return 0
         if self._appending:
@@ -599,6 +606,7 @@ def open_large_object(
         raise ValueError("can't have text and binary mode at once")
     raw_mode = mode.replace("t", "") + ("b" if text else "")
     _parse_mode(raw_mode)
+    buffering = operator.index(buffering)
     if text and buffering == 0:
         raise ValueError("can't have unbuffered text I/O")
     if not text and (encoding or errors or newline):
@@ -608,7 +616,9 @@ def open_large_object(
     if text:
         # Stored files outlive the machine's locale: UTF-8 unless told otherwise.
         encoding = encoding or "utf-8"
-        codecs.lookup(encoding)
+        # The text layer's own checks (a text encoding; errors and newline of the right
+        # types), made on a stand-in: once the object is open, "w" has truncated it.
+        io.TextIOWrapper(io.BytesIO(), encoding, errors, newline).detach()
 
     raw = DbFileIO(loid, raw_mode, name=name, using=using)
     if buffering == 0:

@@ -144,10 +144,20 @@ def original_name(saved_as: str, uploaded_as: str | None = None) -> str:
     (``"invoices/2026/hello.txt"``): ``warehouse_export`` puts the file back
     there. The uploaded name keeps what a storage's ``get_valid_name`` would
     have changed (``"Rechnung März.pdf"``). A name too long for the column
-    loses its folder first.
+    loses its folder first, and NUL characters are dropped (see :func:`storable`).
     """
     name = posixpath.join(posixpath.dirname(saved_as), os.path.basename(uploaded_as or saved_as))
+    name = storable(name)
     return name if len(name) <= NAME_LENGTH else os.path.basename(name)[-NAME_LENGTH:]
+
+
+def storable(declared: str) -> str:
+    """A name or type a client declared, as PostgreSQL's text can hold it: without NUL.
+
+    The server refuses the whole row for one NUL; what a client says a file
+    is called or holds is kept as well as it can be rather than refused.
+    """
+    return declared.replace("\x00", "")
 
 
 def guess_content_type(name: str) -> str:
@@ -182,7 +192,7 @@ def record(
                 loid,
                 name,
                 extension[:NAME_LENGTH],
-                (content_type or guess_content_type(name))[:NAME_LENGTH],
+                (storable(content_type or "") or guess_content_type(name))[:NAME_LENGTH],
                 digest.size,
                 digest.sha256,
                 digest.utf8,

@@ -368,9 +368,12 @@ def _adopted(name: str, content: File, using: str, extension: str) -> bool:
 
 
 def _require_str(name: object) -> None:
-    """Refuse a name of another type before anything is written (not after the commit)."""
+    """Refuse a name no file can have before anything is written (not after the commit)."""
     if not isinstance(name, str):
         raise TypeError(f"a file name must be a str, not {type(name).__name__}")
+    if "\x00" in name:
+        # As a file system refuses it in a path; PostgreSQL refuses it in text (the registry's).
+        raise ValueError(f"a file name must not contain NUL characters: {name!r}")
 
 
 db_file_storage = DbFileStorage()

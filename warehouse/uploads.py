@@ -22,11 +22,16 @@ period is over.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import weakref
 from typing import Any
 
+from asgiref.local import Local
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
+from django.core.signals import request_finished
+from django.db import DatabaseError
 
 from warehouse import registry
 from warehouse.io import DbFileIO, open_large_object
@@ -92,14 +97,48 @@ class _Incoming:
 
     The parser closes ``handler.file`` when it gives an upload up (a
     skipped file, a stopped upload): closing here then discards the object.
+    When the parser raises instead (a malformed part, a body cut short, a
+    failed write), nothing closes it: the end of the request does (see
+    :func:`_discard_unfinished`), rather than leave its connection in a
+    transaction until the garbage collector finds the file.
     """
 
     def __init__(self, raw: DbFileIO) -> None:
         self.raw = raw
+        _unfinished().add(self)
+
+    def finish(self) -> None:
+        """Close the object, keeping it: commits where the transaction is the file's own."""
+        _unfinished().discard(self)
+        self.raw.close()
 
     def close(self) -> None:
+        _unfinished().discard(self)
         if not self.raw.closed:
             self.raw.discard()
+
+
+# Per thread (per async context, as Django's connections): the uploads this request
+# began and neither finished nor gave up. Weak: the request's handlers hold them until
+# its end; one made outside a request is collected as any file.
+_receiving = Local()
+
+
+def _unfinished() -> weakref.WeakSet[_Incoming]:
+    try:
+        return _receiving.uploads
+    except AttributeError:
+        _receiving.uploads = weakref.WeakSet()
+        return _receiving.uploads
+
+
+def _discard_unfinished(**kwargs: object) -> None:
+    """At the end of a request, discard the uploads its parser left half-written."""
+    for incoming in list(_unfinished()):
+        # The connection may be gone with the error that stopped the parser: the
+        # server rolled back what it held, and the other receivers must still run.
+        with contextlib.suppress(DatabaseError):
+            incoming.close()
 
 
 class DbFileUploadHandler(FileUploadHandler):
@@ -133,9 +172,10 @@ class DbFileUploadHandler(FileUploadHandler):
                 upload=True,
             )
         except BaseException:
-            raw.discard()
+            self.file.close()  # discards the object
             raise
-        raw.close()  # commits object and row together, where the transaction is the file's own
+        # Commits object and row together, where the transaction is the file's own.
+        self.file.finish()
         return DbUploadedFile(
             raw.loid,
             using=using,
@@ -151,3 +191,6 @@ class DbFileUploadHandler(FileUploadHandler):
         incoming = getattr(self, "file", None)
         if incoming is not None:
             incoming.close()
+
+
+request_finished.connect(_discard_unfinished, dispatch_uid="warehouse.uploads.request_finished")
