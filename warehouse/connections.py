@@ -253,8 +253,9 @@ def _ended_by_the_server(wrapper: BaseDatabaseWrapper) -> bool:
         return False  # never opened: connects when first used
     if raw.closed:
         return True
-    readable, _, _ = select.select([raw.fileno()], [], [], 0)
-    return bool(readable)
+    poll = select.poll()  # not select.select(): it refuses descriptors from 1024 up
+    poll.register(raw.fileno(), select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def _isolation_level(wrapper: BaseDatabaseWrapper) -> int | None:

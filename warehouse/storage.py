@@ -249,7 +249,10 @@ class DbFileStorage(Storage):
         except FileNotFoundError:
             return name
         for alias in transactions.aliases_for_looking(loid):
-            row = registry.lookup(loid, alias)
+            try:
+                row = registry.lookup(loid, alias)
+            except PermissionError:  # a role that may not read the registry
+                continue
             if row is not None and row.name:
                 return os.path.basename(row.name)
         return name

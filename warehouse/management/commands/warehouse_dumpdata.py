@@ -11,11 +11,9 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from warehouse import registry
 from warehouse.connections import kept_open
 from warehouse.fixtures import FIXTURE, FixtureFileError, dump
-
-# Its rows are made anew, for the new objects, by whatever loads the files.
-REGISTRY = "warehouse.StoredFile"
 
 
 class Command(BaseCommand):
@@ -26,7 +24,7 @@ class Command(BaseCommand):
         "large objects and files of a previous storage alike, into DIR/files/, listed with "
         "their size and SHA-256 in DIR/files.json. Load it with warehouse_loaddata: plain "
         "loaddata would restore names whose large objects are not there. The registry "
-        f"({REGISTRY}) is never dumped. Exit status: 0 done, 1 a file could not be read "
+        "(StoredFile) is never dumped. Exit status: 0 done, 1 a file could not be read "
         "(then nothing is written)."
     )
 
@@ -61,7 +59,7 @@ class Command(BaseCommand):
                 *labels,
                 format="json",
                 output=str(work / FIXTURE),
-                exclude=[*options["exclude"], REGISTRY],
+                exclude=[*options["exclude"], *_registry_model()],
                 use_natural_foreign_keys=options["natural_foreign"],
                 use_natural_primary_keys=options["natural_primary"],
                 verbosity=0,
@@ -81,3 +79,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"dumped {len(objects)} objects and {len(manifest)} files ({size} bytes) to {output}"
         )
+
+
+def _registry_model() -> list[str]:
+    """The registry's model, under the label the app is installed with: never dumped.
+
+    Its rows are made anew, for the new objects, by whatever loads the files.
+    """
+    return [f"{registry.app_label()}.StoredFile"] if registry.enabled() else []

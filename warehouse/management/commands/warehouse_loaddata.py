@@ -42,8 +42,10 @@ class Command(BaseCommand):
             objects = json.loads((source / FIXTURE).read_text())
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot read {source / FIXTURE}: {exc}") from None
-        # The objects and the rows commit together, or neither does.
-        with transaction.atomic(using=alias_for_writing()), transaction.atomic(using=database):
+        # The objects and the rows commit together, or neither does; on two databases the
+        # objects commit first (the inner block), so that a failure between the two commits
+        # leaves unreferenced objects, which warehouse_cleanup removes, not rows naming none.
+        with transaction.atomic(using=database), transaction.atomic(using=alias_for_writing()):
             try:
                 manifest = load(objects, source)
             except FixtureFileError as exc:
