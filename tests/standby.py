@@ -83,6 +83,7 @@ class Standby:
 
     def __init__(self, primary: BaseDatabaseWrapper) -> None:
         self._bindir, data_directory = _server_paths(primary)
+        self._configuration = _configuration_files(primary)
         # PostgreSQL refuses to run as root: as root, run it as the primary's owner does.
         self._user = data_directory.stat().st_uid if os.geteuid() == 0 else None
         self._primary = dict(primary.settings_dict)
@@ -112,6 +113,7 @@ class Standby:
             "--no-password",
             *[part for option, value in address if value for part in (option, value)],
         )
+        self._complete_configuration()
         self._run(
             "pg_ctl",
             "start",
@@ -126,6 +128,22 @@ class Standby:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             "-c hot_standby=on -c cluster_name=warehouse-standby",
         )
+
+    def _complete_configuration(self) -> None:
+        """Give the copy the configuration files that live outside a data directory.
+
+        Debian keeps a cluster's in ``/etc/postgresql/<version>/<cluster>``, which
+        ``pg_basebackup`` does not copy. The access rules are the primary's; the
+        server settings are the defaults and those on the command line (the
+        primary's own name its data directory and port, which are not the copy's).
+        """
+        for name, source in self._configuration.items():
+            target = self.data_dir / name
+            if target.exists():
+                continue
+            target.write_text(source.read_text() if source else "")
+            if self._user is not None:
+                os.chown(target, self._user, -1)
 
     def stop(self) -> None:
         """Stop the standby at once and remove its data: it is thrown away."""
@@ -199,6 +217,14 @@ def _server_paths(primary: BaseDatabaseWrapper) -> tuple[Path, Path]:
         cursor.execute("SHOW data_directory")
         (data_directory,) = cursor.fetchone()
     return Path(bindir), Path(data_directory)
+
+
+def _configuration_files(primary: BaseDatabaseWrapper) -> dict[str, Path | None]:
+    """The primary's access rules, and no server settings (see ``_complete_configuration``)."""
+    with primary.cursor() as cursor:
+        cursor.execute("SELECT current_setting('hba_file'), current_setting('ident_file')")
+        hba, ident = cursor.fetchone()
+    return {"postgresql.conf": None, "pg_hba.conf": Path(hba), "pg_ident.conf": Path(ident)}
 
 
 def _free_port() -> int:
