@@ -43,11 +43,10 @@ def test_curl_downloads_a_range(url, tmp_path):
 
 def test_curl_resumes_a_cut_off_download(url, tmp_path):
     target = tmp_path / "resumed"
-    # 8 MiB at 512 KB/s takes 16 s: cut off by --max-time well before the end, even if
-    # curl's limiter lets a burst through (a 2 MB/s limit once let all of it through),
-    # and after the first bytes even on a busy machine (1 s once gave none).
-    cut = curl("--fail", "--limit-rate", "512K", "--max-time", "3", "-o", str(target), url)
-    assert cut.returncode == 28  # cut off by --max-time
-    assert 0 < target.stat().st_size < len(CONTENT)
+    # What a cut-off download leaves: its first bytes. Cut by a range, since neither
+    # curl's --limit-rate with --max-time (all 8 MiB once came within 3 s at 512 KB/s,
+    # the kernel's socket buffers taking them) nor a timer cuts it reliably.
+    assert curl("--fail", "-r", "0-999999", "-o", str(target), url).returncode == 0
+    assert target.stat().st_size == 1000000
     assert curl("--fail", "-C", "-", "-o", str(target), url).returncode == 0
     assert target.read_bytes() == CONTENT
