@@ -118,6 +118,9 @@ class Demo:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # As a terminal starts it: with Ctrl-C's default. A suite run in the background
+            # of a shell without job control inherits SIGINT ignored, and so would the demo.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         wait_until_served(f"http://127.0.0.1:{self.port}", self.process)
 
