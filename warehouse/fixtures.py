@@ -70,7 +70,7 @@ def dump(objects: list[dict[str, Any]], directory: Path) -> list[dict[str, Any]]
         name = obj["fields"][field.name]
         if name in entries:
             continue
-        storage = getattr(field, "storage", db_file_storage)  # a declared CharField has none
+        storage = references.storage_of(field)
         path = f"{FILES}/{len(entries)}{extension_of(name)}"
         try:
             entries[name] = {"name": name, "path": path, **_copied(storage, name, directory / path)}

@@ -29,7 +29,7 @@ from django.db import connections, models, router
 from warehouse import registry
 from warehouse.conf import conf
 from warehouse.names import oid_in_sql
-from warehouse.storage import DbFileStorage
+from warehouse.storage import DbFileStorage, db_file_storage
 
 __all__ = [
     "Catalog",
@@ -189,6 +189,15 @@ def declared_field(label: str) -> tuple[type[models.Model], models.Field]:
             f"WAREHOUSE_REFERENCE_FIELDS: {label!r} is not a column that can hold a name"
         )
     return model, field
+
+
+def storage_of(field: models.Field) -> DbFileStorage:
+    """The storage that reads a :func:`file_fields` field's names.
+
+    A declared reference field (a ``CharField``) has none: its names are the
+    default storage's.
+    """
+    return getattr(field, "storage", db_file_storage)
 
 
 def file_fields_on(using: str) -> list[tuple[type[models.Model], models.FileField]]:

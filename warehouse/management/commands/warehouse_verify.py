@@ -29,7 +29,7 @@ from warehouse.io import large_object_size
 from warehouse.models import StoredFile
 from warehouse.objects import insufficient_privilege
 from warehouse.progress import Progress, positive_int
-from warehouse.storage import db_file_storage, oid_of
+from warehouse.storage import oid_of
 
 # Rows fetched and objects looked up per query, and files between two progress
 # lines when stderr is not a terminal: few round trips, little held in memory.
@@ -153,8 +153,7 @@ class Verification:
     def run(self) -> None:
         for model, field in references.file_fields_on(self.using):
             batch: list[tuple[Any, str, int]] = []
-            # A declared reference field (a CharField) has no storage: the default's.
-            storage = getattr(field, "storage", db_file_storage)
+            storage = references.storage_of(field)
             if storage.previous is not None and self.elsewhere is None:
                 self.elsewhere = 0
             for pk, name in self._rows(model, field):
