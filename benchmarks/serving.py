@@ -3,7 +3,11 @@
 For gunicorn (WSGI) and uvicorn (ASGI), each serving benchmarks/serving_site.py:
 
 * a large download's throughput, against raw psycopg2 ``lobject`` reads of
-  the same object at the best of three chunk sizes, measured in this run;
+  the same object at the best of three chunk sizes, measured in this run
+  (the issue's ceiling), and against a bare relay: the same reads sent to
+  the same client over a plain socket by a few lines of Python, with a
+  reader thread and no framework (what any psycopg2 server could reach on
+  this machine, where PostgreSQL, the server and the client share the cores);
 * the server's peak memory (all its processes) during that download, above
   its memory when idle;
 * 1 KiB requests per second, against the same server sending the same bytes
@@ -22,6 +26,7 @@ import http.client
 import io
 import json
 import os
+import queue
 import socket
 import statistics
 import subprocess
@@ -75,11 +80,13 @@ def raw_read_mib_s(url: str, loid: int, size: int) -> dict[int, float]:
     """The ceiling: psycopg2 lobject reads in one transaction, per chunk size."""
     import psycopg2
 
+    from warehouse.io import PREPARING_FACTOR
+
     speeds = {}
     with psycopg2.connect(url) as connection:
-        # As warehouse.io.read_size_to_ask(): the backend's first read asks for twice the
-        # largest chunk, or every read after it grows and trims the backend's heap again.
-        connection.lobject(loid, "rb").read(2 * max(RAW_CHUNKS))
+        # As warehouse.io.read_size_to_ask(): the backend's first read asks for four times
+        # the largest chunk, or every read after it grows and trims the backend's heap again.
+        connection.lobject(loid, "rb").read(PREPARING_FACTOR * max(RAW_CHUNKS))
         connection.rollback()
         for chunk in RAW_CHUNKS:
             started = time.perf_counter()
@@ -90,6 +97,60 @@ def raw_read_mib_s(url: str, loid: int, size: int) -> dict[int, float]:
             connection.rollback()
             speeds[chunk] = size / MIB / (time.perf_counter() - started)
     return speeds
+
+
+def relay_mib_s(url: str, loid: int, size: int, chunk: int) -> float:
+    """A bare relay: lobject reads sent by a reader thread and a socket, received by curl."""
+    import psycopg2
+
+    from warehouse.io import PREPARING_FACTOR
+
+    connection = psycopg2.connect(url)
+    connection.lobject(loid, "rb").read(PREPARING_FACTOR * chunk)  # as the raw reads are
+    connection.rollback()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        client, _ = listener.accept()
+        with client:
+            client.recv(65536)
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+            client.sendall(head.encode())
+            ahead: queue.Queue[bytes] = queue.Queue(4)  # as warehouse.streams.READ_AHEAD_CHUNKS
+
+            def read() -> None:
+                lobject = connection.lobject(loid, "rb")
+                while data := lobject.read(chunk):
+                    ahead.put(data)
+                ahead.put(b"")
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            while data := ahead.get():
+                client.sendall(data)
+            reader.join()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        elapsed = _curl(f"http://127.0.0.1:{listener.getsockname()[1]}/", size)
+    finally:
+        server.join()
+        listener.close()
+        connection.close()
+    return size / MIB / elapsed
+
+
+def _curl(url: str, size: int) -> float:
+    """Seconds curl took to receive ``size`` bytes from ``url``: a client in C."""
+    result = subprocess.run(
+        ["curl", "--silent", "--fail", "--output", "/dev/null", "--write-out",
+         "%{size_download} %{time_total}", url],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    received, elapsed = result.stdout.split()
+    assert int(received) == size, (received, size)
+    return float(elapsed)
 
 
 class Server:
@@ -166,17 +227,12 @@ def download(server: Server, name: str, size: int, warm_up: str) -> tuple[float,
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    # curl receives: a client in C, so that what is measured is the server, not this process.
-    result = subprocess.run(
-        ["curl", "--silent", "--fail", "--output", "/dev/null", "--write-out",
-         "%{size_download} %{time_total}", f"http://127.0.0.1:{server.port}/file/{name}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    done.set()
-    watcher.join()
-    received, elapsed = result.stdout.split()
-    assert int(received) == size, (received, size)
-    return size / MIB / float(elapsed), (peak[0] - idle) / MIB
+    try:
+        elapsed = _curl(f"http://127.0.0.1:{server.port}/file/{name}", size)
+    finally:
+        done.set()
+        watcher.join()
+    return size / MIB / elapsed, (peak[0] - idle) / MIB
 
 
 def requests_per_second(server: Server, path: str, count: int) -> float:
@@ -190,17 +246,19 @@ def requests_per_second(server: Server, path: str, count: int) -> float:
 def measure_server(
     kind: str, url: str, big: str, small: str, size: int, args: argparse.Namespace
 ) -> dict:
-    """Downloads against raw reads, then small files against a BinaryField, in turns."""
+    """Downloads against raw reads and a bare relay, then small files against a BinaryField."""
     from warehouse.storage import oid_of
+    from warehouse.streams import STREAM_CHUNK_SIZE
 
     server = Server(kind, url)
     try:
-        downloads, memories = [], []
+        speeds, raws, relays, memories = [], [], [], []
         for _ in range(args.download_repetitions):
-            # The ceiling measured right before, so that the machine's mood hits both.
-            raw = max(raw_read_mib_s(url, oid_of(big), size).values())
+            # The ceilings measured right before, so that the machine's mood hits all three.
+            raws.append(max(raw_read_mib_s(url, oid_of(big), size).values()))
+            relays.append(relay_mib_s(url, oid_of(big), size, STREAM_CHUNK_SIZE))
             speed, memory = download(server, big, size, warm_up=f"/file/{small}")
-            downloads.append((speed, speed / raw))
+            speeds.append(speed)
             memories.append(memory)
         files, blobs = [], []
         for _ in range(args.repetitions):
@@ -208,19 +266,26 @@ def measure_server(
             blobs.append(requests_per_second(server, "/blob/1", args.requests))
     finally:
         server.stop()
-    to_raw = [ratio for _, ratio in downloads]
+    to_raw = [speed / raw for speed, raw in zip(speeds, raws, strict=True)]
+    to_relay = [speed / relay for speed, relay in zip(speeds, relays, strict=True)]
     to_blob = [file / blob for file, blob in zip(files, blobs, strict=True)]
     print(
-        f"{kind}: {args.size_mib} MiB download {statistics.median(s for s, _ in downloads):.0f} "
-        f"MiB/s = {statistics.median(to_raw):.2f}x raw lobject at its best chunk size "
-        f"(target >= 0.8; per repetition {_listed(to_raw)}); server peak memory "
-        f"+{max(memories):.1f} MiB (target < 64); 1 KiB: {statistics.median(files):.0f} req/s "
-        f"vs BinaryField {statistics.median(blobs):.0f} req/s = {statistics.median(to_blob):.2f}x "
-        f"(target >= 0.7; per repetition {_listed(to_blob)})"
+        f"{kind}: {args.size_mib} MiB download {statistics.median(speeds):.0f} MiB/s "
+        f"= {statistics.median(to_raw):.2f}x raw lobject reads at their best chunk size "
+        f"(median {statistics.median(raws):.0f} MiB/s; target >= 0.8; per repetition "
+        f"{_listed(to_raw)}) = {statistics.median(to_relay):.2f}x a bare relay (median "
+        f"{statistics.median(relays):.0f} MiB/s; per repetition {_listed(to_relay)}); "
+        f"server peak memory +{max(memories):.1f} MiB (target < 64); 1 KiB: "
+        f"{statistics.median(files):.0f} req/s vs BinaryField {statistics.median(blobs):.0f} "
+        f"req/s = {statistics.median(to_blob):.2f}x (target >= 0.7; per repetition "
+        f"{_listed(to_blob)})"
     )
     return {
-        "download_mib_s": [speed for speed, _ in downloads],
+        "download_mib_s": speeds,
+        "raw_read_mib_s": raws,
+        "bare_relay_mib_s": relays,
         "download_vs_raw": to_raw,
+        "download_vs_bare_relay": to_relay,
         "peak_memory_above_idle_mib": max(memories),
         "small_file_requests_per_s": files,
         "binaryfield_requests_per_s": blobs,

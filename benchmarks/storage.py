@@ -248,7 +248,7 @@ def _system(name: str) -> tuple[Callable, Callable, Callable]:
     from django.core.files.base import ContentFile, File
     from django.db import connection
 
-    from warehouse.io import READ_SIZE
+    from warehouse.io import PREPARING_FACTOR, READ_SIZE
 
     class Generated(File):
         def __init__(self, size: int) -> None:
@@ -284,10 +284,10 @@ def _system(name: str) -> tuple[Callable, Callable, Callable]:
         primed = [False]
 
         def read(loid: int, size: int) -> None:
-            # As warehouse.io.read_size_to_ask(): the backend's first read asks for twice the
-            # chunk, or every read after it grows and trims the backend's heap again.
+            # As warehouse.io.read_size_to_ask(): the backend's first read asks for four times
+            # the chunk, or every read after it grows and trims the backend's heap again.
             lobject, got = raw.lobject(loid, "rb"), 0
-            while data := lobject.read(chunk if primed[0] else 2 * chunk):
+            while data := lobject.read(chunk if primed[0] else PREPARING_FACTOR * chunk):
                 primed[0] = True
                 got += len(data)
             lobject.close()

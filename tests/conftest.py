@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from django.conf import settings
 from django.db import connection, connections, models, transaction
 from django.db.backends.signals import connection_created
 
+import warehouse.io
 from warehouse import connections as own_connections
 from warehouse import streams
+from warehouse.io import PREPARING_FACTOR
 
 # `make stress` sets HYPOTHESIS_PROFILE=stress: ten times the examples for the properties
 # that scale with the profile (tests/test_hostile_input.py).
@@ -26,9 +29,11 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default")
 # A table made by hand, as a legacy schema or another tool would have it.
 LEGACY = "warehouse_test_legacy_scan"
 
-# More than a download reads ahead (the queue and the chunk being read, each of them
-# twice a chunk when it is the first read of a new backend): the reader waits for the client.
-LONGER_THAN_READ_AHEAD = 2 * (streams.READ_AHEAD_CHUNKS + 4) * streams.STREAM_CHUNK_SIZE
+# More than a download reads ahead (the queue and the chunk being read, the first of them
+# PREPARING_FACTOR chunks on a new backend), twice over: the reader waits for the client.
+LONGER_THAN_READ_AHEAD = (
+    2 * (streams.READ_AHEAD_CHUNKS + 1 + PREPARING_FACTOR) * streams.STREAM_CHUNK_SIZE
+)
 
 
 class SimulatedError(Exception):
@@ -105,6 +110,12 @@ def server_in_transaction(using: str = "default") -> bool:
 
     raw = connections[using].connection
     return raw.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+@pytest.fixture
+def fresh_backends(monkeypatch):
+    """As if every backend had yet to make its first read: the first read asks for more."""
+    monkeypatch.setattr(warehouse.io, "_prepared_backends", weakref.WeakKeyDictionary())
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ def test_the_serving_benchmark_runs_both_servers():
     )
     assert "gunicorn: 2 MiB download" in printed
     assert "uvicorn: 2 MiB download" in printed
+    assert printed.count("x a bare relay") == 2
 
 
 @pytest.mark.skipif(

@@ -1,12 +1,10 @@
 """DbFileIO behaves like a raw binary file from open(), over a large object."""
 
 import io
-import weakref
 
 import pytest
 from django.db import connection
 
-import warehouse.io
 from tests.conftest import large_object_content, large_object_oids
 from warehouse.io import READ_SIZE, DbFileIO, open_large_object, read_size_to_ask
 from warehouse.objects import MAX_OID
@@ -67,21 +65,20 @@ def test_readline_and_iteration_come_from_rawiobase(make_object):
         assert list(file) == [b"one\n", b"two\n"]
 
 
-@pytest.fixture
-def fresh_backends(monkeypatch):
-    """As if every backend had yet to make its first read: the first read asks for twice."""
-    monkeypatch.setattr(warehouse.io, "_prepared_backends", weakref.WeakKeyDictionary())
-
-
-def test_a_backends_first_read_asks_for_twice_the_size_and_later_ones_for_the_size(
+def test_a_backends_first_read_asks_for_four_times_the_size_and_later_ones_for_the_size(
     fresh_backends,
 ):
-    assert read_size_to_ask(connection, READ_SIZE) == 2 * READ_SIZE
+    assert read_size_to_ask(connection, READ_SIZE) == 4 * READ_SIZE
     assert read_size_to_ask(connection, READ_SIZE) == READ_SIZE
 
 
+def test_a_backend_prepared_for_a_size_is_prepared_for_smaller_ones(fresh_backends):
+    read_size_to_ask(connection, READ_SIZE)
+    assert read_size_to_ask(connection, READ_SIZE // 2) == READ_SIZE // 2
+
+
 def test_a_read_that_may_not_go_past_a_limit_asks_for_no_more(fresh_backends):
-    assert read_size_to_ask(connection, READ_SIZE, limit=READ_SIZE + 1) == READ_SIZE
+    assert read_size_to_ask(connection, READ_SIZE, limit=4 * READ_SIZE - 1) == READ_SIZE
     assert read_size_to_ask(connection, READ_SIZE, limit=10) == 10
 
 
@@ -96,7 +93,7 @@ def test_a_first_read_returns_only_what_was_asked_though_it_read_more(make_objec
 def test_reading_everything_after_a_read_that_read_more_reads_to_the_end(
     make_object, fresh_backends
 ):
-    content = bytes(range(256)) * 4096  # 1 MiB: more than was read past
+    content = bytes(range(256)) * (5 * READ_SIZE // 256)  # more than was read past
     with DbFileIO(make_object(content), "rb") as file:
         assert file.read(3) == content[:3]
         assert file.read() == content[3:]
