@@ -109,6 +109,7 @@ def relay_mib_s(url: str, loid: int, size: int, chunk: int) -> float:
     connection.lobject(loid, "rb").read(PREPARING_FACTOR * chunk)  # as the raw reads are
     connection.rollback()
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)  # a curl that never connected does not leave the relay waiting
 
     def serve() -> None:
         client, _ = listener.accept()
