@@ -9,6 +9,8 @@ saved meanwhile is not there at all.
 
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.core.files.base import ContentFile
@@ -66,6 +68,15 @@ def rewrite_on_the_primary(name: str, content: bytes = REWRITTEN) -> None:
         file.write(content)
 
 
+@contextmanager
+def rewritten_on_the_primary_only(replica, name: str) -> Iterator[None]:
+    """The standby holds ``name`` as saved; the primary has rewritten it since (replay paused)."""
+    replica.catch_up()
+    with replica.replay_paused():
+        rewrite_on_the_primary(name)
+        yield
+
+
 def on_the_standby(name: str) -> bool:
     return large_object_exists(connections[STANDBY], oid_of(name))
 
@@ -85,18 +96,13 @@ def test_the_standby_is_a_second_server_in_recovery(standby):
 
 def test_a_replayed_file_is_read_from_the_standby(replica):
     name = save()
-    replica.catch_up()
-    with replica.replay_paused():
-        rewrite_on_the_primary(name)
-        with db_file_storage.open(name) as file:
-            assert file.read() == SAVED
+    with rewritten_on_the_primary_only(replica, name), db_file_storage.open(name) as file:
+        assert file.read() == SAVED
 
 
 def test_db_serve_sends_a_replayed_file_from_the_standby(replica):
     name = save()
-    replica.catch_up()
-    with replica.replay_paused():
-        rewrite_on_the_primary(name)
+    with rewritten_on_the_primary_only(replica, name):
         response = Client().get(f"/serve/{name}")
     assert (response.status_code, response.content) == (200, SAVED)
     assert response["ETag"] == etag_of(SAVED)
@@ -105,9 +111,7 @@ def test_db_serve_sends_a_replayed_file_from_the_standby(replica):
 def test_a_replayed_file_longer_than_the_read_ahead_streams_from_the_standby(replica):
     content = bytes(range(256)) * (LONGER_THAN_READ_AHEAD // 256)
     name = save(content, "long.bin")
-    replica.catch_up()
-    with replica.replay_paused():
-        rewrite_on_the_primary(name)
+    with rewritten_on_the_primary_only(replica, name):
         response = Client().get(f"/serve/{name}")
         assert response.streaming
         assert b"".join(response.streaming_content) == content
@@ -116,9 +120,7 @@ def test_a_replayed_file_longer_than_the_read_ahead_streams_from_the_standby(rep
 
 def test_size_and_exists_of_a_replayed_file_are_the_standbys(replica):
     name = save()
-    replica.catch_up()
-    with replica.replay_paused():
-        rewrite_on_the_primary(name)
+    with rewritten_on_the_primary_only(replica, name):
         assert db_file_storage.exists(name)
         assert db_file_storage.size(name) == len(SAVED)
 
@@ -127,11 +129,12 @@ def test_inside_atomic_a_file_not_written_in_the_transaction_is_still_read_from_
     replica,
 ):
     name = save()
-    replica.catch_up()
-    with replica.replay_paused():
-        rewrite_on_the_primary(name)
-        with transaction.atomic(), db_file_storage.open(name) as file:
-            assert file.read() == SAVED
+    with (
+        rewritten_on_the_primary_only(replica, name),
+        transaction.atomic(),
+        db_file_storage.open(name) as file,
+    ):
+        assert file.read() == SAVED
 
 
 # -- before replay, the primary answers -------------------------------------------------
@@ -164,11 +167,8 @@ def test_size_exists_and_times_right_after_a_save_fall_back_to_the_primary(repli
 def test_a_file_saved_before_replay_is_read_from_the_standby_once_replayed(replica):
     with replica.replay_paused():
         name = save()
-    replica.catch_up()
-    with replica.replay_paused():
-        rewrite_on_the_primary(name)
-        with db_file_storage.open(name) as file:
-            assert file.read() == SAVED
+    with rewritten_on_the_primary_only(replica, name), db_file_storage.open(name) as file:
+        assert file.read() == SAVED
 
 
 def test_a_file_deleted_on_the_primary_is_seen_on_the_standby_until_replayed(replica):
